@@ -1,0 +1,102 @@
+"""Deciding how a task ended from its report frame, its exit code and requests."""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+from typing import Any
+
+from ._status import ErrorInfo, TaskState
+
+__all__ = ["Outcome", "decide_outcome", "signal_name"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """The final state of a task and what its ``finished`` message says."""
+
+    state: TaskState
+    exit_code: int | None
+    signal: str | None
+    error: ErrorInfo | None
+    summary: str
+
+
+def signal_name(signum: int) -> str:
+    """Return ``"SIGKILL"`` for 9, or ``"signal 99"`` for a number without name."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def decide_outcome(
+    report: dict[str, Any] | None,
+    stop_reason: str | None,
+    exitcode: int | None,
+    stderr_tail: str,
+    timeout: float | None = None,
+) -> Outcome:
+    """Decide the outcome of a child that exited with ``exitcode``.
+
+    ``exitcode`` is as multiprocessing reports it: negative for the signal that
+    killed the process. A ``result`` report wins over a cancel or timeout that
+    came too late to stop the job; otherwise the request decides.
+    """
+    signal_text = None if exitcode is None or exitcode >= 0 else signal_name(-exitcode)
+    exit_code = exitcode if exitcode is not None and exitcode >= 0 else None
+    kind = None if report is None else report.get("k")
+    code = report.get("code") if report is not None else None
+
+    if kind == "result" or (kind == "exit" and code in (0, None)):
+        return Outcome(
+            TaskState.SUCCEEDED, exit_code, signal_text, None, "Task succeeded"
+        )
+    if stop_reason == "timeout":
+        summary = "Task timed out" + (f" after {timeout:g} s" if timeout else "")
+        return Outcome(TaskState.TIMED_OUT, exit_code, signal_text, None, summary)
+    if stop_reason == "cancel" or kind == "cancelled":
+        return Outcome(
+            TaskState.CANCELLED, exit_code, signal_text, None, "Task cancelled"
+        )
+    if kind == "error" and report is not None:
+        return _failed_with_exception(report, exit_code, signal_text)
+    if kind == "exit" and report is not None:
+        return _failed_with_exit(report, signal_text)
+    return _crashed(exit_code, signal_text, stderr_tail)
+
+
+def _failed_with_exception(
+    report: dict[str, Any], exit_code: int | None, signal_text: str | None
+) -> Outcome:
+    error = ErrorInfo(
+        type=str(report.get("type", "Exception")),
+        message=str(report.get("message", "")),
+        traceback=str(report.get("traceback", "")),
+    )
+    summary = f"Task failed: {error.type}: {error.message}"
+    return Outcome(TaskState.FAILED, exit_code, signal_text, error, summary)
+
+
+def _failed_with_exit(report: dict[str, Any], signal_text: str | None) -> Outcome:
+    code = report.get("code")
+    exit_code = code if isinstance(code, int) else 1
+    message = report.get("message")
+    text = str(message) if message is not None else f"exit code {exit_code}"
+    error = ErrorInfo(type="SystemExit", message=text, traceback="")
+    summary = f"Task failed: SystemExit with exit code {exit_code}"
+    return Outcome(TaskState.FAILED, exit_code, signal_text, error, summary)
+
+
+def _crashed(
+    exit_code: int | None, signal_text: str | None, stderr_tail: str
+) -> Outcome:
+    if signal_text is not None:
+        cause = f"was killed by {signal_text}"
+    else:
+        cause = f"exited with code {exit_code}"
+    message = f"the child process {cause} without reporting a result"
+    error = ErrorInfo(type="crashed", message=message, traceback=stderr_tail)
+    return Outcome(
+        TaskState.CRASHED, exit_code, signal_text, error, f"Task crashed: {message}"
+    )
