@@ -5,6 +5,7 @@ channels-redis; the default is SQLite and the in-memory channel layer, the set-u
 a new user has without either service.
 """
 
+import contextlib
 import os
 import tempfile
 from urllib.parse import urlsplit
@@ -34,6 +35,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_integration",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -68,7 +70,11 @@ if BACKEND == "services":
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.postgresql",
-            "NAME": _pg.path.lstrip("/") or "test",
+            # A helper process started by a test is pointed at that test's
+            # database through MIGRATION_TEST_DATABASE_NAME.
+            "NAME": os.environ.get("MIGRATION_TEST_DATABASE_NAME")
+            or _pg.path.lstrip("/")
+            or "test",
             "USER": _pg.username or "postgres",
             "PASSWORD": _pg.password or "",
             "HOST": _pg.hostname or "127.0.0.1",
@@ -86,14 +92,20 @@ if BACKEND == "services":
 else:
     # The test database is a file, not an in-memory database, because the sink
     # and heartbeat threads open connections of their own and must see the same
-    # data; one file per pytest process keeps parallel runs apart.
+    # data. One file per pytest process keeps parallel runs apart.
     _sqlite_dir = os.path.join(tempfile.gettempdir(), "migration-supervisor-tests")
     os.makedirs(_sqlite_dir, exist_ok=True)
+    _sqlite_test_name = os.path.join(_sqlite_dir, f"test_{os.getpid()}.sqlite3")
+    # A killed run can leave WAL files behind, and SQLite would replay them into
+    # a new database of the same name once the pid is reused.
+    for _suffix in ("-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(_sqlite_test_name + _suffix)
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.path.join(_sqlite_dir, f"db_{os.getpid()}.sqlite3"),
-            "TEST": {"NAME": os.path.join(_sqlite_dir, f"test_{os.getpid()}.sqlite3")},
+            "TEST": {"NAME": _sqlite_test_name},
             "OPTIONS": {
                 # Several threads write: wait for the lock instead of failing at
                 # once, take it at BEGIN so two writers never deadlock on an
