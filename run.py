@@ -103,7 +103,11 @@ def run_tests(python: Path, pytest_args: list[str]) -> int:
     results = Path(tempfile.mkdtemp(prefix="migration-tests-"))
     runs = [
         ("SQLite and the in-memory channel layer", "default", []),
-        ("PostgreSQL and channels-redis", "services", ["tests/django_integration"]),
+        (
+            "PostgreSQL and channels-redis",
+            "services",
+            ["tests/django_integration", "tests/demo"],
+        ),
     ]
     codes = []
     for title, backend, paths in runs:

@@ -1,0 +1,1 @@
+"""The demo Django project and its example migration, ``demo.tableau``."""
