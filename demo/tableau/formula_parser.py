@@ -147,15 +147,51 @@ def tokenize(formula: str) -> list[_Token]:
     return tokens
 
 
+#: Deepest syntax tree translated; the translator and its helpers recurse, so a
+#: deeper formula is kept untranslated instead of exhausting Python's stack.
+MAX_DEPTH = 100
+
+
 def parse_formula(formula: str) -> Node:
     """Return the syntax tree of a Tableau formula.
 
     Raises ``UntranslatableFormulaError`` for text outside the grammar.
     """
     parser = _Parser(tokenize(formula))
-    node = parser.expression()
+    try:
+        node = parser.expression()
+    except RecursionError as exc:
+        raise UntranslatableFormulaError(
+            f"the formula nests deeper than {MAX_DEPTH} levels"
+        ) from exc
     parser.expect("end")
+    if _depth(node) > MAX_DEPTH:
+        raise UntranslatableFormulaError(
+            f"the formula nests deeper than {MAX_DEPTH} levels"
+        )
     return node
+
+
+def _depth(root: Node) -> int:
+    """Return the depth of the syntax tree, walked without recursion."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        for field in dataclasses.fields(node):  # type: ignore[arg-type]
+            stack.extend(
+                (child, depth + 1) for child in _children(getattr(node, field.name))
+            )
+    return deepest
+
+
+def _children(value: object) -> list[object]:
+    if dataclasses.is_dataclass(value):
+        return [value]
+    if isinstance(value, tuple):
+        return [child for item in value for child in _children(item)]
+    return []
 
 
 class _Parser:

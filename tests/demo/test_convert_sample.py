@@ -260,3 +260,19 @@ def test_existing_output_not_overwritten(tmp_path, sample_path):
         convert_workbook(str(sample_path), str(tmp_path))
     assert (tmp_path / "definition" / "keep.txt").read_text() == "mine"
     assert [p.name for p in tmp_path.iterdir()] == ["definition"]
+
+
+def test_deep_formula_kept_untranslated(tmp_path, sample_path):
+    """A formula too deep to translate leaves the conversion standing."""
+    deep = "+".join(["[Quantity]"] * 500)
+    text = sample_path.read_text(encoding="utf-8")
+    marker = "<calculation class='tableau' formula='"
+    assert marker in text
+    start = text.index(marker) + len(marker)
+    end = text.index("'", start)
+    workbook = tmp_path / "deep.twb"
+    workbook.write_text(text[:start] + deep + text[end:], encoding="utf-8")
+
+    summary = convert_workbook(str(workbook), str(tmp_path / "out"))
+
+    assert any("nests deeper than 100" in warning for warning in summary["warnings"])

@@ -181,3 +181,12 @@ def test_aggregation_detected(formula, is_measure):
         return FIELDS.get(parts[-1], FIELDS["Sales"]).kind == "measure"
 
     assert uses_aggregation(parse_formula(formula), refers_to_measure) is is_measure
+
+
+@pytest.mark.parametrize(
+    "formula",
+    ["+".join(["[Sales]"] * 500), "(" * 200 + "1" + ")" * 200],
+)
+def test_deep_formula_rejected_with_depth(formula):
+    with pytest.raises(UntranslatableFormulaError, match="nests deeper than 100"):
+        parse_formula(formula)
