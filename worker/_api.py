@@ -32,8 +32,10 @@ def logging_helper(
     broken pipe only lead to a line on stderr, once per kind of failure. Only
     `Cancelled` (and KeyboardInterrupt) can come out of it, when the task is
     cancelled during the call; a cancel that arrives while the message is being
-    written is raised once the message is complete. Outside a supervised child,
-    or once the pipe is broken, the message goes to the ``worker`` logger.
+    written is raised once the message is complete. In a process that the job
+    forked, such a cancel ends that process by SIGTERM instead. Outside a
+    supervised child, or once the pipe is broken, the message goes to the
+    ``worker`` logger.
     """
     RUNTIME.log(message, progress, message_type, options)
 

@@ -2,9 +2,11 @@
 
 `main` prepares the process before the job runs, in this order. The child
 leads its own process group, and a watchdog kills that group when the web
-process goes away. SIGTERM raises `Cancelled`, and faulthandler writes to
-stderr. Stdout and stderr go to the supervisor's pipes, and the frame channel
-is installed. Then `main` runs the job and reports how it ended.
+process goes away. Stdout and stderr go to the supervisor's pipes,
+faulthandler writes to stderr, and the frame channel is installed. Only then
+does SIGTERM raise `Cancelled`: a SIGTERM that arrives earlier ends the
+process by the default action, silently, and the supervisor that sent it
+reports the task cancelled. Then `main` runs the job and reports how it ended.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import IO, Any
@@ -25,15 +28,20 @@ from worker._cancel import CancelGuard, Cancelled
 from worker._channel import Channel
 from worker._frames import (
     CANCELLED_FRAME,
+    MAX_SHORT_TEXT_CHARS,
     encode_error,
     encode_exit,
     encode_result,
 )
+from worker._jsonsafe import text_of, type_name
 from worker._runtime import RUNTIME
-from worker._spec import ChildSpec, Limits
+from worker._spec import FRAME_ERROR, ChildSpec, Limits
+from worker._truncate import fit_frame
 
 #: Exit status if the SIGTERM the child sends itself after a cancel does not end it.
 _CANCELLED_STATUS = 128 + signal.SIGTERM
+#: Seconds the child waits for the job's logging handlers to flush before exiting.
+LOGGING_SHUTDOWN_TIMEOUT = 2.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,21 +55,25 @@ def main(spec: ChildSpec) -> None:
     """Run the job ``spec.target`` in this process and report how it ended.
 
     Never returns: the process exits with 0 when the job returned, 1 when it
-    raised, the code of a ``SystemExit``, or by SIGTERM when it was cancelled.
+    raised, the code of a ``SystemExit`` (see `_exit_outcome`), or by SIGTERM
+    when it was cancelled.
     """
     os.setpgid(0, 0)
     _start_watchdog(spec.alive)
-    guard = CancelGuard()
-    guard.install()
-    faulthandler.enable(file=2, all_threads=True)
     _redirect_output(spec.stdout, spec.stderr)
+    faulthandler.enable(file=2, all_threads=True)
+    guard = CancelGuard()
     channel = Channel(_take_fd(spec.data), guard)
     RUNTIME.install(channel, spec.task_id, spec.total_steps, spec.limits)
+    job_pid = os.getpid()
 
     outcome = _run_job(spec, guard)
 
     _flush_output()
-    channel.send(outcome.frame)
+    # A process the job forked that returns from the target instead of
+    # exiting must not report: the job's own process does that.
+    if os.getpid() == job_pid:
+        channel.send(outcome.frame)
     channel.close()
     _exit(outcome)
 
@@ -84,6 +96,8 @@ def load_target(path: str) -> Callable[..., object]:
 
 
 def _start_watchdog(alive: Connection) -> None:
+    # Processes that the job forks have no copy of this thread, because
+    # threads do not survive fork. This one kills them with the group.
     thread = threading.Thread(
         target=_kill_group_when_parent_exits,
         args=(alive,),
@@ -139,9 +153,11 @@ def _take_fd(connection: Connection) -> int:
 
 
 def _run_job(spec: ChildSpec, guard: CancelGuard) -> _Outcome:
-    # The outer handler catches a cancel that arrives between the job's end
-    # and the moment SIGTERM is ignored.
+    # The handler is installed inside the try, so no cancel can escape `main`.
+    # The try also catches a cancel that arrives between the job's end and the
+    # moment SIGTERM is ignored.
     try:
+        guard.install()
         return _run_target(spec, guard)
     except Cancelled:
         guard.ignore()
@@ -160,26 +176,85 @@ def _run_target(spec: ChildSpec, guard: CancelGuard) -> _Outcome:
         return _exit_outcome(exc, spec.limits)
     except BaseException as exc:
         guard.ignore()
-        return _Outcome(encode_error(_without_own_frame(exc), spec.limits), 1)
-    return _Outcome(encode_result(value, spec.limits), 0)
+        return _error_outcome(_without_own_frame(exc), spec.limits)
+    return _result_outcome(value, spec.limits)
+
+
+def _result_outcome(value: object, limits: Limits) -> _Outcome:
+    try:
+        return _Outcome(encode_result(value, limits), 0)
+    except BaseException as exc:
+        # Encoding calls repr() or str() of the value, which can raise
+        # anything, even SystemExit.
+        return _error_outcome(exc, limits)
+
+
+def _error_outcome(exc: BaseException, limits: Limits) -> _Outcome:
+    try:
+        frame = encode_error(exc, limits)
+    except BaseException as failure:
+        # str() of the exception raised something that text_of does not catch,
+        # such as SystemExit.
+        frame = _fallback_error_frame(exc, failure, limits)
+    return _Outcome(frame, 1)
+
+
+def _fallback_error_frame(
+    exc: BaseException, failure: BaseException, limits: Limits
+) -> bytes:
+    name = type_name(type(exc))
+    text = f"<{name} object (str() raised {type_name(type(failure))})>"
+    lines = traceback.format_tb(exc.__traceback__)
+    trace = "Traceback (most recent call last):\n" + "".join(lines) + f"{name}: {text}"
+    frame = {"k": FRAME_ERROR, "type": name, "message": text, "traceback": trace}
+    max_chars = {
+        "type": MAX_SHORT_TEXT_CHARS,
+        "message": limits.max_message_chars,
+        "traceback": limits.max_message_chars,
+    }
+    return fit_frame(
+        frame, max_chars, limits.max_frame_bytes, keep_end=frozenset({"traceback"})
+    )
 
 
 def _exit_outcome(exc: SystemExit, limits: Limits) -> _Outcome:
+    """Turn a ``SystemExit`` into the exit frame and the process's exit status.
+
+    The frame's code is always the status the process exits with, so it is
+    never negative. ``None`` exits with 0 and an int in 0..255 with itself. Any
+    other int exits with 1, and the frame's message keeps the original code;
+    Python would exit with the code's low 8 bits, so ``sys.exit(256)`` would
+    look like success and ``sys.exit(-1)`` like 255. Any other value exits
+    with 1 and its text as the message, as Python prints it.
+    """
     code = exc.code
     if code is None:
         return _Outcome(encode_exit(0, None, limits), 0)
     if isinstance(code, int):
-        status = code if 0 <= code <= 255 else 1
-        reported = code if -(2**63) <= code < 2**63 else status
-        return _Outcome(encode_exit(int(reported), None, limits), status)
-    # sys.exit("text") prints the text and exits with 1, as Python itself does.
-    return _Outcome(encode_exit(1, str(code), limits), 1)
+        if 0 <= code <= 255:
+            return _Outcome(encode_exit(int(code), None, limits), int(code))
+        message = (
+            f"exit code {_guarded_text(code)} is outside 0..255, "
+            "so the process exited with 1"
+        )
+        return _Outcome(encode_exit(1, message, limits), 1)
+    return _Outcome(encode_exit(1, _guarded_text(code), limits), 1)
+
+
+def _guarded_text(value: object) -> str:
+    """Return `text_of` ``value``, or a text naming its type if even that raised."""
+    try:
+        return text_of(value)
+    except BaseException as exc:
+        return (
+            f"<{type_name(type(value))} object (str() raised {type_name(type(exc))})>"
+        )
 
 
 def _without_own_frame(exc: BaseException) -> BaseException:
-    traceback = exc.__traceback__
-    if traceback is not None and traceback.tb_next is not None:
-        exc.__traceback__ = traceback.tb_next
+    trace = exc.__traceback__
+    if trace is not None and trace.tb_next is not None:
+        exc.__traceback__ = trace.tb_next
     return exc
 
 
@@ -194,23 +269,50 @@ def _flush_output() -> None:
             continue
 
 
-def _shut_down_logging() -> None:
-    # Flushes the job's own handlers, which os._exit would otherwise cut off.
-    try:
-        logging.shutdown()
-    except Exception as exc:
-        RUNTIME.notices.once(
+def _shut_down_logging(timeout: float = LOGGING_SHUTDOWN_TIMEOUT) -> None:
+    """Flush and close the job's logging handlers, waiting at most ``timeout`` s.
+
+    ``logging.shutdown`` takes each handler's lock, which a thread of the job
+    may hold forever (a handler stuck sending to a server), so it runs in a
+    daemon thread that the process leaves behind when the time is up.
+    """
+    failures: list[Exception] = []
+
+    def shut_down() -> None:
+        try:
+            logging.shutdown()
+        except Exception as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(
+        target=shut_down, name="worker-logging-shutdown", daemon=True
+    )
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        _notice(
             "logging-shutdown",
-            f"worker: task {RUNTIME.task_id}: flushing the logging handlers failed "
-            f"({exc!r})",
+            f"flushing the logging handlers timed out after {timeout:g} s, "
+            "so the process exits without waiting for them",
         )
+    elif failures:
+        _notice(
+            "logging-shutdown",
+            f"flushing the logging handlers failed ({failures[0]!r})",
+        )
+
+
+def _notice(kind: str, text: str) -> None:
+    RUNTIME.notices.once(kind, f"worker: task {RUNTIME.task_id}: {text}")
 
 
 def _exit(outcome: _Outcome) -> None:
     # NOTE: os._exit skips atexit handlers and does not wait for threads the
     # job left running, so a job cannot keep its process alive after
-    # reporting. sys.stdout, sys.stderr and logging handlers are flushed
-    # first; what other streams or threads of the job still buffer is lost.
+    # reporting. sys.stdout, sys.stderr and the logging handlers are flushed
+    # first, the handlers for at most LOGGING_SHUTDOWN_TIMEOUT seconds. What a
+    # handler has not sent by then is lost, and so is what other streams or
+    # threads of the job still buffer.
     _shut_down_logging()
     _flush_output()
     if outcome.cancelled:

@@ -10,25 +10,42 @@ import orjson
 
 from worker._jsonsafe import dumps
 
-#: Characters a truncation marker may add; keeps the shrinking loop finite.
+#: Characters cut beyond the excess in each shrinking step, so that a marker
+#: whose count gains a digit cannot leave the line a few bytes too long again.
 _MARKER_ROOM = 64
 #: Encoded options that still do not fit after every value was replaced.
 _NO_OPTIONS = b"{}"
 
 
 def cut_text(text: str, max_chars: int, *, keep_end: bool = False) -> str:
-    """Return ``text`` cut to ``max_chars`` characters plus a visible marker.
+    """Cut ``text`` to at most ``max_chars`` characters, marker included.
 
     The marker names how many characters were removed, for example
-    ``"… [truncated 1048576 characters]"``. With ``keep_end`` the end of the
-    text is kept, which is where a traceback names the failing line.
+    ``"… [truncated 1048576 characters]"``, so the kept text is ``max_chars``
+    minus the marker's length. A limit shorter than the marker returns the
+    marker alone. With ``keep_end`` the end of the text is kept, which is
+    where a traceback names the failing line.
     """
-    removed = len(text) - max_chars
-    if removed <= 0:
+    if len(text) <= max_chars:
         return text
+    kept = max_chars
+    while True:
+        removed = len(text) - kept
+        room = max_chars - len(char_marker(removed))
+        if room < 0:
+            return char_marker(len(text))
+        if kept <= room:
+            break
+        # A longer count can lengthen the marker, so check the new count.
+        kept = room
     if keep_end:
         return f"[truncated {removed} characters] …{text[removed:]}"
-    return f"{text[:max_chars]}… [truncated {removed} characters]"
+    return f"{text[:kept]}{char_marker(removed)}"
+
+
+def char_marker(removed: int) -> str:
+    """Return the marker that ends a text cut by ``removed`` characters."""
+    return f"… [truncated {removed} characters]"
 
 
 def byte_marker(size: int) -> str:
@@ -72,11 +89,12 @@ def fit_frame(
 ) -> bytes:
     """Encode ``frame`` as a line of at most ``max_bytes``, cutting its texts.
 
-    Each field named in ``max_chars`` is a string cut to that many characters
-    first. While the line is still too long (JSON escapes a control character
-    as six bytes), the longest of these fields is cut further, by the excess
-    divided by its bytes per character. The caller bounds every other field,
-    so the loop ends at the latest once the texts are empty.
+    Each field named in ``max_chars`` is a string cut to that many characters,
+    marker included, first. While the line is still too long (JSON escapes a
+    control character as six bytes), the longest of these fields is cut
+    further, by the excess divided by its bytes per character. The caller
+    bounds every other field, so the loop ends at the latest once the texts
+    are only their markers.
     """
     originals = {name: frame[name] for name in max_chars}
     keep = {name: min(len(originals[name]), limit) for name, limit in max_chars.items()}

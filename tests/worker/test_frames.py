@@ -113,7 +113,9 @@ def test_long_message_is_cut_with_marker() -> None:
     frame = log(message, limits=SMALL)
 
     assert len(frame) <= SMALL.max_frame_bytes
-    assert decode(frame)["message"] == ("m" * 1000 + "… [truncated 1048576 characters]")
+    text = decode(frame)["message"]
+    assert len(text) == SMALL.max_message_chars
+    assert text == "m" * 968 + "… [truncated 1048608 characters]"
 
 
 def test_escaped_message_still_fits_frame_limit() -> None:
@@ -144,9 +146,9 @@ def test_large_options_are_cut_with_marker() -> None:
 def test_long_message_type_is_cut() -> None:
     frame = decode(log(message_type="<script>" * 100))
 
-    assert frame["message_type"].startswith("<script>" * 8)
-    assert frame["message_type"].endswith("… [truncated 736 characters]")
-    assert len(frame["message_type"]) < MAX_MESSAGE_TYPE_CHARS + 40
+    assert frame["message_type"].startswith("<script>" * 4)
+    assert frame["message_type"].endswith("… [truncated 764 characters]")
+    assert len(frame["message_type"]) == MAX_MESSAGE_TYPE_CHARS
 
 
 def test_result_frame_carries_jsonsafe_value() -> None:
@@ -182,7 +184,8 @@ def test_error_frame_keeps_end_of_long_traceback() -> None:
 
     decoded = decode(frame)
     assert len(frame) <= SMALL.max_frame_bytes
-    assert decoded["message"].endswith("… [truncated 4000 characters]")
+    assert len(decoded["message"]) == SMALL.max_message_chars
+    assert decoded["message"].endswith("… [truncated 4029 characters]")
     assert decoded["traceback"].startswith("[truncated ")
     assert decoded["traceback"].endswith("v" * 100)
 

@@ -15,15 +15,40 @@ def test_short_text_is_unchanged() -> None:
 
 
 def test_long_text_ends_with_marker() -> None:
-    text = "a" * 10 + "b" * 1_048_576
+    text = "a" * 40 + "b" * 1_048_576
 
-    assert cut_text(text, 10) == "a" * 10 + "… [truncated 1048576 characters]"
+    cut = cut_text(text, 42)
+
+    assert cut == "a" * 10 + "… [truncated 1048606 characters]"
+    assert len(cut) == 42
+
+
+def test_marker_gaining_a_digit_still_fits() -> None:
+    """Removing 999 characters would fit with a 3-digit count; 1000 needs 4."""
+    text = "x" * (999 + 30)
+
+    cut = cut_text(text, 30)
+
+    assert len(cut) <= 30
+    assert cut.endswith(f"… [truncated {len(text) - cut.index('…')} characters]")
+
+
+def test_text_one_over_limit_is_cut() -> None:
+    cut = cut_text("y" * 101, 100)
+
+    assert cut == "y" * 73 + "… [truncated 28 characters]"
+    assert len(cut) == 100
+
+
+def test_limit_shorter_than_marker_gives_marker() -> None:
+    assert cut_text("z" * 100, 5) == "… [truncated 100 characters]"
 
 
 def test_keep_end_keeps_the_tail() -> None:
-    assert cut_text("0123456789", 4, keep_end=True) == (
-        "[truncated 6 characters] …6789"
-    )
+    cut = cut_text("0123456789" * 10, 30, keep_end=True)
+
+    assert cut == "[truncated 97 characters] …789"
+    assert len(cut) == 30
 
 
 def test_small_options_are_unchanged() -> None:
@@ -73,11 +98,11 @@ def test_tiny_limit_gives_empty_options() -> None:
 def test_fit_frame_cuts_text_to_max_chars() -> None:
     frame = {"k": "log", "message": "m" * 100}
 
-    encoded = fit_frame(frame, {"message": 10}, 10_000)
+    encoded = fit_frame(frame, {"message": 50}, 10_000)
 
     assert orjson.loads(encoded) == {
         "k": "log",
-        "message": "m" * 10 + "… [truncated 90 characters]",
+        "message": "m" * 23 + "… [truncated 77 characters]",
     }
 
 
