@@ -13,18 +13,24 @@ import argparse
 import hashlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 import venv
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 STAMP = VENV / ".installed"
 MINIMUM_PYTHON = (3, 11)
+#: Seconds the demo server gets to exit after Ctrl-C or SIGTERM.
+STOP_GRACE_SECONDS = 10.0
 
 
 def main() -> int:
@@ -82,14 +88,66 @@ def run_demo(python: Path, host: str, port: int) -> int:
         sys.exit(f"Port {port} on {host} is in use: pass --port with a free port.")
     print(f"\nOpen http://{host}:{port}/ in your browser (Ctrl-C stops the demo).\n")
     daphne = [str(python), "-m", "daphne", "-b", host, "-p", str(port)]
+    return run_until_stopped([*daphne, "demo.asgi:application"], env)
+
+
+def run_until_stopped(command: list[str], env: dict[str, str]) -> int:
+    """Run ``command`` and stop it with SIGTERM when SIGINT or SIGTERM arrives.
+
+    The child runs in its own process group, so Ctrl-C reaches it only through
+    this process. It always gets SIGTERM, because a process started with
+    SIGINT ignored (as a background job of a script is) passes that on to
+    Daphne, and Twisted then leaves SIGINT ignored. The child gets
+    STOP_GRACE_SECONDS to exit before it is killed. Returns its exit code, or
+    0 when it stopped because of a signal.
+    """
+    posix = os.name != "nt"
+    child = subprocess.Popen(command, env=env, process_group=0 if posix else None)
+    stop_requested_at: float | None = None
+
+    def forward(signum: int, frame: object) -> None:
+        nonlocal stop_requested_at
+        stop_requested_at = stop_requested_at or time.monotonic()
+        if child.poll() is None:
+            child.terminate()
+
+    previous = {
+        signum: signal.signal(signum, forward)
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
-        return subprocess.run([*daphne, "demo.asgi:application"], env=env).returncode
-    except KeyboardInterrupt:
-        return 0
+        code = wait_for_exit(child, lambda: stop_requested_at)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 0 if stop_requested_at is not None else code
+
+
+def wait_for_exit(
+    child: subprocess.Popen[bytes], stop_requested_at: Callable[[], float | None]
+) -> int:
+    """Wait for ``child``, killing it STOP_GRACE_SECONDS after a stop request."""
+    while True:
+        try:
+            return child.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            since = stop_requested_at()
+            if since is not None and time.monotonic() - since > STOP_GRACE_SECONDS:
+                print("The server did not stop in time: killing it.", flush=True)
+                child.kill()
 
 
 def port_is_free(host: str, port: int) -> bool:
+    """Return whether a server can listen on ``host:port`` now.
+
+    SO_REUSEADDR matches how Daphne (Twisted) listens, so sockets of a stopped
+    demo that linger in TIME_WAIT do not count as in use.
+    """
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:
@@ -111,6 +169,10 @@ def run_tests(python: Path, pytest_args: list[str]) -> int:
     ]
     codes = []
     for title, backend, paths in runs:
+        missing = missing_services() if backend == "services" else []
+        if missing and not pytest_args:
+            codes.append(report_missing_services(title, missing))
+            continue
         print(f"\n=== Tests on {title} ===", flush=True)
         env = {**os.environ, "MIGRATION_TEST_BACKEND": backend}
         report = results / f"{backend}.xml"
@@ -122,6 +184,36 @@ def run_tests(python: Path, pytest_args: list[str]) -> int:
     shutil.rmtree(results, ignore_errors=True)
     # pytest exits with 5 when a selection holds no test, which is no failure here.
     return max((code for code in codes if code != 5), default=0)
+
+
+def missing_services() -> list[str]:
+    """Name the services of the second run that do not accept connections."""
+    services = [
+        ("PostgreSQL", "MIGRATION_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test"),
+        ("Redis", "MIGRATION_TEST_REDIS", "redis://127.0.0.1:6379/0"),
+    ]
+    missing = []
+    for name, variable, default in services:
+        url = os.environ.get(variable, default)
+        parts = urlsplit(url)
+        try:
+            address = (parts.hostname or "127.0.0.1", parts.port or 0)
+            with socket.create_connection(address, timeout=1):
+                pass
+        except (OSError, ValueError):
+            missing.append(f"{name} at {url} (set {variable})")
+    return missing
+
+
+def report_missing_services(title: str, missing: list[str]) -> int:
+    """Say why the run on ``title`` is skipped; fail under CI, which needs it."""
+    print(f"\n=== Tests on {title}: SKIPPED ===")
+    print(f"Not reachable: {'; '.join(missing)}.")
+    if os.environ.get("MIGRATION_TEST_REQUIRE_SERVICES") == "1":
+        print("MIGRATION_TEST_REQUIRE_SERVICES=1 forbids skipping them.")
+        return 1
+    print("Start them, or point the variables at running servers, to run these.")
+    return 0
 
 
 def print_total(results: Path) -> None:

@@ -22,9 +22,9 @@ Environment variables:
     Largest workbook upload in MiB (default 20).
 ``DEMO_AUTO_LOGIN``
     ``1`` logs every visitor of the demo page in as the ``demo`` user, creating
-    it if needed. Off by default: then create the user with
-    ``python manage.py create_demo_user``, which prints its password, and sign
-    in at ``/accounts/login/``.
+    it if needed. Off by default: then sign in at ``/accounts/login/`` as the
+    user ``run.py demo`` creates, with the password it prints (or run
+    ``.venv/bin/python manage.py create_demo_user``, which does the same).
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ DEMO_UPLOAD_ROOT = VAR_DIR / "uploads"
 DEMO_OUTPUT_ROOT = VAR_DIR / "output"
 DEMO_SAMPLE_WORKBOOK = BASE_DIR / "demo" / "samples" / "small-sales.twb"
 DEMO_AUTO_LOGIN = os.environ.get("DEMO_AUTO_LOGIN") == "1"
+#: JSON file of the demo users' passwords, which ``create_demo_user`` prints
+#: again on each run.
+DEMO_PASSWORD_FILE = VAR_DIR / "demo_password.json"
 
 
 def _secret_key() -> str:
@@ -72,8 +75,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
-    "django_integration",
+    # Before django_integration, so the demo's versions of that app's templates
+    # win and add the demo's navigation and download link to its pages.
     "demo",
+    "django_integration",
 ]
 
 MIDDLEWARE = [

@@ -1,17 +1,20 @@
 """The demo page: upload a Tableau workbook or pick the sample, convert, download.
 
-Starting a conversion saves the upload under ``DEMO_UPLOAD_ROOT/<task_id>/``,
-checks that it is a readable workbook (so a wrong file is rejected before any
-child starts), and starts the job with its output in
-``DEMO_OUTPUT_ROOT/<task_id>/``. The person then watches the task page of the
-``django_integration`` app and, once the task succeeded, downloads the TMDL
-folder as a zip from here.
+Starting a conversion saves the upload under ``DEMO_UPLOAD_ROOT/<task_id>/``
+and checks that it is a readable workbook, so a wrong file is rejected before
+any child starts. Then it starts the job with its output in
+``DEMO_OUTPUT_ROOT/<task_id>/`` and the pause per step the person chose. A
+rejected upload redirects back to the page with the reason as an error
+message. The person then watches the task page of the ``django_integration``
+app and, once the task succeeded, downloads the ``.SemanticModel`` folder as a
+zip from there or from here.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import re
 import shutil
@@ -20,6 +23,7 @@ import zipfile
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.views import redirect_to_login
 from django.core.files.uploadedfile import UploadedFile
@@ -27,28 +31,27 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from demo.tableau import JOB_TARGET
 from demo.tableau.errors import WorkbookError
+from demo.tableau.job import MAX_STEP_DELAY
 from demo.tableau.reader import read_workbook
 from django_integration import conf, start_migration
 from django_integration.models import MigrationTask, TaskState
 
 logger = logging.getLogger(__name__)
 
-JOB_TARGET = "demo.tableau.job:convert_workbook"
 WORKBOOK_SUFFIXES = (".twb", ".twbx")
 DEMO_USERNAME = "demo"
 RECENT_TASKS = 20
-# Room for the form fields and multipart headers around the file itself.
-FORM_OVERHEAD_BYTES = 64 * 1024
+#: Pause per step, in seconds, that the form offers. The sample then takes about
+#: 8 s, and a workbook with 70 calculated fields about 40 s, long enough to
+#: watch the progress bar and cancel.
+DEFAULT_STEP_DELAY = 0.5
 _UNSAFE_FILE_CHARACTERS = re.compile(r"[^A-Za-z0-9._ -]")
 
 
 class UploadRejected(Exception):
     """The request cannot start a conversion, for the reason in the message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 _REPOSITORY = Path(__file__).resolve().parent.parent
@@ -81,18 +84,17 @@ def index(request: HttpRequest) -> HttpResponse:
     return _render_index(request)
 
 
-def _render_index(
-    request: HttpRequest, error: str = "", status: int = 200
-) -> HttpResponse:
+def _render_index(request: HttpRequest) -> HttpResponse:
     tasks = MigrationTask.objects.filter(owner=request.user, target=JOB_TARGET)
     context = {
         "tasks": tasks[:RECENT_TASKS],
-        "error": error,
         "max_upload_mb": round(max_upload_bytes() / (1024 * 1024), 1),
         "sample_name": sample_workbook().name,
         "succeeded": TaskState.SUCCEEDED,
+        "default_step_delay": DEFAULT_STEP_DELAY,
+        "max_step_delay": MAX_STEP_DELAY,
     }
-    return render(request, "demo/index.html", context, status=status)
+    return render(request, "demo/index.html", context)
 
 
 def _log_in_demo_user(request: HttpRequest) -> None:
@@ -111,39 +113,56 @@ def start(request: HttpRequest) -> HttpResponse:
         return redirect_to_login(request.get_full_path())
     task_id = f"tableau-{uuid.uuid4().hex[:16]}"
     try:
+        step_delay = _step_delay_from(request)
         workbook = _workbook_for(request, task_id)
     except UploadRejected as exc:
         shutil.rmtree(upload_root() / task_id, ignore_errors=True)
-        return _render_index(request, str(exc), exc.status)
+        logger.info("task %s: upload rejected: %s", task_id, exc)
+        messages.error(request, str(exc))
+        return redirect("demo:index")
     output = output_root() / task_id
     start_migration(
-        task_id, JOB_TARGET, args=(str(workbook), str(output)), owner=request.user
+        task_id,
+        JOB_TARGET,
+        args=(str(workbook), str(output)),
+        kwargs={"step_delay": step_delay},
+        owner=request.user,
     )
     logger.info("task %s: conversion of %s started", task_id, workbook.name)
     return redirect("django_integration:task", task_id=task_id)
 
 
+def _step_delay_from(request: HttpRequest) -> float:
+    text = request.POST.get("step_delay", "").strip()
+    if not text:
+        return 0.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not 0 <= value <= MAX_STEP_DELAY:
+        raise UploadRejected(
+            f"The pause per step {text!r} is invalid: enter 0 to "
+            f"{MAX_STEP_DELAY:g} seconds.",
+        )
+    return value
+
+
 def _workbook_for(request: HttpRequest, task_id: str) -> Path:
     if request.POST.get("source") == "sample":
         return sample_workbook()
-    declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    limit = max_upload_bytes()
-    if declared > limit + FORM_OVERHEAD_BYTES:
-        raise UploadRejected(413, _too_large_message(declared, limit))
     upload = request.FILES.get("workbook")
     if upload is None:
         raise UploadRejected(
-            400,
             "No workbook was uploaded: choose a .twb or .twbx file, or use the sample.",
         )
-    return _save_upload(upload, task_id, limit)
+    return _save_upload(upload, task_id, max_upload_bytes())
 
 
-def _too_large_message(size: int, limit: int) -> str:
-    return (
-        f"The upload is {size} bytes; workbooks of at most {limit} bytes "
-        f"({limit / (1024 * 1024):.1f} MiB) are accepted."
-    )
+def _size_text(size: int) -> str:
+    if size < 1024 * 1024:
+        return f"{size} bytes"
+    return f"{size / (1024 * 1024):.1f} MiB"
 
 
 def _save_upload(upload: UploadedFile, task_id: str, limit: int) -> Path:
@@ -151,11 +170,16 @@ def _save_upload(upload: UploadedFile, task_id: str, limit: int) -> Path:
     suffix = Path(original).suffix.lower()
     if suffix not in WORKBOOK_SUFFIXES:
         raise UploadRejected(
-            400,
             f"{original!r} is not a Tableau workbook: upload a .twb or .twbx file.",
         )
+    # NOTE: the CSRF middleware parses the request body before this view runs,
+    # so an oversized upload is already on disk when it is rejected here. A
+    # proxy in front of Daphne that caps the body size stops it earlier.
     if upload.size is not None and upload.size > limit:
-        raise UploadRejected(413, _too_large_message(upload.size, limit))
+        raise UploadRejected(
+            f"{original!r} is {_size_text(upload.size)}; workbooks of at most "
+            f"{_size_text(limit)} are accepted.",
+        )
     stem = _UNSAFE_FILE_CHARACTERS.sub("_", Path(original).stem).strip(" .")[:100]
     folder = upload_root() / task_id
     folder.mkdir(parents=True, exist_ok=False)
@@ -166,13 +190,17 @@ def _save_upload(upload: UploadedFile, task_id: str, limit: int) -> Path:
     try:
         read_workbook(path)
     except WorkbookError as exc:
-        raise UploadRejected(400, f"The upload was rejected: {exc}.") from exc
+        raise UploadRejected(f"The upload was rejected: {exc}.") from exc
     return path
 
 
 @require_GET
 def download(request: HttpRequest, task_id: str) -> HttpResponse:
-    """Send the TMDL folder of the owner's succeeded conversion as a zip file."""
+    """Send the semantic model of the owner's succeeded conversion as a zip file.
+
+    The zip contains the ``<workbook>.SemanticModel`` folder: ``definition.pbism``
+    and the TMDL files in ``definition/``.
+    """
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     task = get_object_or_404(MigrationTask, task_id=task_id)
@@ -183,11 +211,12 @@ def download(request: HttpRequest, task_id: str) -> HttpResponse:
             content_type="text/plain; charset=utf-8",
         )
     folder = output_root() / task.task_id
-    if task.state != TaskState.SUCCEEDED or not (folder / "definition").is_dir():
+    models = sorted(folder.glob("*.SemanticModel")) if folder.is_dir() else []
+    if task.state != TaskState.SUCCEEDED or not models:
         raise Http404(f"conversion {task_id!r} has no output to download yet")
-    archive = _zip_folder(folder / "definition", folder)
+    archive = _zip_folder(models[0], folder)
     return FileResponse(
-        archive, as_attachment=True, filename=f"{task.task_id}-tmdl.zip"
+        archive, as_attachment=True, filename=f"{task.task_id}-semantic-model.zip"
     )
 
 

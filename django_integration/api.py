@@ -191,7 +191,13 @@ def cancel_migration(task_id: str, by: Any = None) -> bool:
 
 
 def get_status(task_id: str) -> MigrationStatus:
-    """Return the task's stored status; raise TaskNotFoundError for an unknown id."""
+    """Return the task's stored status; raise TaskNotFoundError for an unknown id.
+
+    Tasks whose web process stopped sending heartbeats are marked lost first,
+    so the returned state is correct even where no process has a heartbeat
+    thread.
+    """
+    get_runtime().check_lost_tasks()
     try:
         task = MigrationTask.objects.select_related("owner", "cancelled_by").get(
             task_id=task_id

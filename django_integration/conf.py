@@ -32,11 +32,13 @@ CANCEL_POLL_INTERVAL   seconds between checks for cancel requests  1.0
 LOST_AFTER             seconds without heartbeat before the        15.0
                        process's tasks are marked lost
 DB_BATCH_SIZE          log rows per INSERT                         500
-DB_MAX_PENDING         messages the supervisor holds for each      100000
-                       sink, such as the database while it is
-                       unreachable; beyond this the oldest are
-                       dropped, counted in the task's status and
-                       announced by a warning in the stream
+DB_MAX_PENDING         messages the supervisor holds for the       100000
+                       database saver, such as while the
+                       database is unreachable; beyond this the
+                       oldest are dropped, counted in the task's
+                       status and announced by a warning in the
+                       stream (other sinks keep the supervisor's
+                       own bound)
 START_METHOD           multiprocessing start method of children    None (forkserver
                                                                    on Linux)
 =====================  ==========================================  =================

@@ -8,27 +8,37 @@ in the snapshot is dropped, and a live message that arrives before its
 predecessors were stored waits while the missing ones are read from the database.
 The browser thus receives every message once, in ``seq`` order.
 
-Frames the consumer sends (JSON objects, distinguished by ``"type"``):
+Frames the consumer sends (JSON objects, distinguished by ``"type"``). A frame
+carries at most ``MAX_FRAME_BYTES`` of encoded messages, and longer runs are
+split over several frames in ``seq`` order. A single larger message goes in a
+frame of its own: the supervisor cuts each message's text and options to 64 KiB
+each by default (``MAX_MESSAGE_CHARS``, ``MAX_OPTIONS_BYTES``), so it stays far
+below the 1 MiB frames Daphne accepts. NOTE: raising those two settings far
+above their defaults can make one message's frame exceed that limit.
 
 ``{"type": "snapshot", "task": {...}, "messages": [...]}``
     The first frame: the task's status (``get_status``: ``state``, ``progress``,
-    ``exit_code``, ``signal``, ``error`` and the rest) and every stored message
-    with ``seq`` greater than ``after``.
+    ``exit_code``, ``signal``, ``error`` and the rest) and the first stored
+    messages with ``seq`` greater than ``after``. The other stored messages
+    follow in ``log`` and ``logs`` frames, before any live message.
 ``{"type": "log", "message": {...}}``
-    One live message.
+    One message.
 ``{"type": "logs", "messages": [...]}``
-    Several messages in ``seq`` order: a live batch, or a live message together
-    with the missing ones read from the database before it.
+    Several messages in ``seq`` order: a live batch, a live message together
+    with the missing ones read from the database before it, or a part of the
+    stored messages that follow a snapshot or precede a replay frame.
 ``{"type": "gap", "after": a, "before": b}``
     Messages ``a + 1`` to ``b - 1`` were not found in the database within about
     two seconds; the stream goes on with ``b``. Ask for them again with
     ``replay``.
 ``{"type": "replay", "after": a, "before": b, "messages": [...]}``
-    The stored messages strictly between ``a`` and ``b``, in answer to a replay
-    request.
+    The answer to a replay request: the last of the stored messages strictly
+    between ``a`` and ``b``. The ones before them come first in ``logs``
+    frames, so the ``replay`` frame marks the end of the answer.
 ``{"type": "status", "task": {...}}``
     The task ended without a ``finished`` message in its stream (it was marked
-    ``lost`` after its web process died); ``task`` is as in the snapshot.
+    ``lost`` by an older version that stored none); ``task`` is as in the
+    snapshot.
 ``{"type": "cancel_result", "accepted": bool, "message": str}``
     The answer to a cancel request. The task's ``finished`` message follows in
     the stream once the child has stopped.
@@ -58,7 +68,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs
@@ -91,6 +101,14 @@ MAX_POLL_INTERVAL = 15.0
 #: open.
 NO_RETRY_PERIOD = 10.0
 
+#: Bytes of encoded messages in one frame. Daphne closes a socket that is sent a
+#: frame over 1 MiB, and browsers parse smaller frames without stalling the page.
+MAX_FRAME_BYTES = 256 * 1024
+
+#: Stored messages read in one query, so that a long stream never sits in
+#: memory whole.
+PAGE_ROWS = 2000
+
 #: Largest seq accepted from the browser; the database column is a 32-bit integer.
 MAX_SEQ = 2**31 - 1
 
@@ -122,6 +140,7 @@ class MigrationConsumer(AsyncJsonWebsocketConsumer):
     poll_interval: float = POLL_INTERVAL
     max_poll_interval: float = MAX_POLL_INTERVAL
     no_retry_period: float = NO_RETRY_PERIOD
+    page_rows: int = PAGE_ROWS
 
     async def connect(self) -> None:
         self.task_id: str = self.scope["url_route"]["kwargs"]["task_id"]
@@ -174,14 +193,11 @@ class MigrationConsumer(AsyncJsonWebsocketConsumer):
         return access
 
     async def _send_snapshot(self) -> None:
-        # NOTE: the snapshot is one frame however many messages are stored, so a
-        # task of 100,000 lines sends tens of megabytes at once; the page resumes
-        # with ?after= so only the first connection pays this.
-        status, messages = await _read_snapshot(self.task_id, self.last_seq)
-        if messages:
-            self.last_seq = messages[-1]["seq"]
-            self.finished_sent = messages[-1].get("event") == "finished"
-        await self.send_json({"type": "snapshot", "task": status, "messages": messages})
+        status, page = await _read_snapshot(self.task_id, self.last_seq, self.page_rows)
+        await self._send_stored(page, head={"type": "snapshot", "task": status})
+        while len(page) == self.page_rows:
+            page = await _read_page(self.task_id, self.last_seq, None, self.page_rows)
+            await self._send_stored(page)
         logger.debug(
             "Sent snapshot of task %s to user %s up to seq %s",
             self.task_id,
@@ -195,6 +211,14 @@ class MigrationConsumer(AsyncJsonWebsocketConsumer):
         expected_last = status.get("message_count")
         if isinstance(expected_last, int) and expected_last > self.last_seq:
             await self._forward([], until=expected_last)
+
+    async def _send_stored(
+        self, page: list[dict[str, Any]], head: dict[str, Any] | None = None
+    ) -> None:
+        """Send a page of stored messages that follows ``last_seq``."""
+        if page:
+            self.last_seq = page[-1]["seq"]
+        await self._send_messages(page, head)
 
     async def _poll_database(self) -> None:
         """Send stored messages that no live message brought, until ``finished``.
@@ -226,13 +250,18 @@ class MigrationConsumer(AsyncJsonWebsocketConsumer):
             )
 
     async def _poll_once(self) -> bool:
-        status, messages = await _read_snapshot(self.task_id, self.last_seq)
-        if messages:
-            await self._forward(messages)
+        status, page = await _read_snapshot(self.task_id, self.last_seq, self.page_rows)
+        if page:
+            await self._forward(page)
+            while len(page) == self.page_rows:
+                page = await _read_page(
+                    self.task_id, self.last_seq, None, self.page_rows
+                )
+                await self._forward(page)
             return True
         if status.get("state") in FINAL_STATES and not self.finished_sent:
             # The task ended without a finished message in the stream, such as a
-            # task marked lost after its web process died.
+            # task marked lost by a version that stored no finished message.
             self.finished_sent = True
             await self.send_json({"type": "status", "task": status})
         return False
@@ -270,6 +299,7 @@ class MigrationConsumer(AsyncJsonWebsocketConsumer):
 
     async def _fill_gap(self, before: int, pending: list[dict[str, Any]]) -> None:
         """Append the stored messages between ``last_seq`` and ``before``."""
+        await self._send_long_gap(before, pending)
         found = await self._read_range_with_retry(self.last_seq, before)
         for message in found:
             if message["seq"] > self.last_seq + 1:
@@ -279,6 +309,25 @@ class MigrationConsumer(AsyncJsonWebsocketConsumer):
         if before > self.last_seq + 1:
             await self._send_gap(pending, before)
             self.last_seq = before - 1
+
+    async def _send_long_gap(self, before: int, pending: list[dict[str, Any]]) -> None:
+        """Send the stored start of a gap longer than a page, one page at a time.
+
+        A gap can span thousands of messages, such as after the database was
+        unreachable, so it is not read in one query. The reading stops at the
+        first message not stored yet, and ``_fill_gap`` waits for the rest.
+        """
+        while before - self.last_seq - 1 > self.page_rows:
+            page = await _read_page(self.task_id, self.last_seq, before, self.page_rows)
+            stored = _contiguous_prefix(page, self.last_seq)
+            if not stored:
+                return
+            pending.extend(stored)
+            self.last_seq = stored[-1]["seq"]
+            await self._send_messages(pending)
+            pending.clear()
+            if len(stored) < len(page):
+                return
 
     async def _read_range_with_retry(
         self, after: int, before: int
@@ -313,13 +362,30 @@ class MigrationConsumer(AsyncJsonWebsocketConsumer):
         pending.clear()
         await self.send_json({"type": "gap", "after": self.last_seq, "before": before})
 
-    async def _send_messages(self, messages: list[dict[str, Any]]) -> None:
+    async def _send_messages(
+        self, messages: list[dict[str, Any]], head: dict[str, Any] | None = None
+    ) -> None:
+        """Send ``messages`` in frames of at most ``MAX_FRAME_BYTES`` of messages.
+
+        With ``head``, the first frame is ``head`` with the first messages under
+        ``"messages"``, sent even when there are none.
+        """
         if any(message.get("event") == "finished" for message in messages):
             self.finished_sent = True
-        if len(messages) == 1:
-            await self.send_json({"type": "log", "message": messages[0]})
-        elif messages:
-            await self.send_json({"type": "logs", "messages": messages})
+        room = MAX_FRAME_BYTES
+        if head is not None:
+            room -= len(encode_message(head))
+        chunks = chunk_messages(messages, first_room=room)
+        if head is not None:
+            await self.send_json({**head, "messages": next(chunks, [])})
+        await self._send_chunks(chunks)
+
+    async def _send_chunks(self, chunks: Iterable[list[orjson.Fragment]]) -> None:
+        for chunk in chunks:
+            if len(chunk) == 1:
+                await self.send_json({"type": "log", "message": chunk[0]})
+            else:
+                await self.send_json({"type": "logs", "messages": chunk})
 
     # Frames from the browser.
 
@@ -349,15 +415,33 @@ class MigrationConsumer(AsyncJsonWebsocketConsumer):
             await self._cancel()
         else:
             after, before = parse_replay(content)
-            messages = await _read_messages(self.task_id, after, before)
-            await self.send_json(
-                {
-                    "type": "replay",
-                    "after": after,
-                    "before": before,
-                    "messages": messages,
-                }
-            )
+            await self._replay(after, before)
+
+    async def _replay(self, after: int, before: int | None) -> None:
+        """Send the stored messages between ``after`` and ``before``, page by page.
+
+        The chunks go out as ``log`` and ``logs`` frames, except the last one,
+        which the ``replay`` frame carries to mark the end of the answer.
+        """
+        last_chunk: list[orjson.Fragment] = []
+        page_after = after
+        while True:
+            page = await _read_page(self.task_id, page_after, before, self.page_rows)
+            for chunk in chunk_messages(page):
+                if last_chunk:
+                    await self._send_chunks([last_chunk])
+                last_chunk = chunk
+            if len(page) < self.page_rows:
+                break
+            page_after = page[-1]["seq"]
+        await self.send_json(
+            {
+                "type": "replay",
+                "after": after,
+                "before": before,
+                "messages": last_chunk,
+            }
+        )
 
     async def _cancel(self) -> None:
         accepted, text = await _cancel_task(self.user, self.task_id)
@@ -450,6 +534,38 @@ def parse_replay(content: dict[str, Any]) -> tuple[int, int | None]:
     return after, before
 
 
+def encode_message(message: Any) -> bytes:
+    """Encode one message as the consumer's frames carry it."""
+    encoded: bytes = orjson.dumps(
+        message, default=_json_fallback, option=orjson.OPT_NON_STR_KEYS
+    )
+    return encoded
+
+
+def chunk_messages(
+    messages: Iterable[Any], first_room: int = MAX_FRAME_BYTES
+) -> Iterator[list[orjson.Fragment]]:
+    """Yield the encoded messages in lists of at most ``MAX_FRAME_BYTES``, in order.
+
+    The first list contains at most ``first_room`` bytes. A message larger than
+    the limit gets a list of its own, and each list contains at least one
+    message.
+    """
+    chunk: list[orjson.Fragment] = []
+    size = 0
+    room = first_room
+    for message in messages:
+        encoded = encode_message(message)
+        # One byte more for the comma between messages.
+        if chunk and size + len(encoded) + 1 > room:
+            yield chunk
+            chunk, size, room = [], 0, MAX_FRAME_BYTES
+        chunk.append(orjson.Fragment(encoded))
+        size += len(encoded) + 1
+    if chunk:
+        yield chunk
+
+
 def _is_seq(value: Any) -> bool:
     return (
         isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SEQ
@@ -514,20 +630,36 @@ def _check_watch_access(user: Any, task_id: str) -> int | None:
 
 
 @database_sync_to_async
-def _read_snapshot(task_id: str, after: int) -> tuple[dict[str, Any], list[Any]]:
+def _read_snapshot(
+    task_id: str, after: int, limit: int
+) -> tuple[dict[str, Any], list[Any]]:
+    """Return the task's status and the first ``limit`` messages after ``after``."""
     status = django_integration.get_status(task_id).to_dict()
-    return status, read_messages(task_id, after, None)
+    return status, read_page(task_id, after, None, limit)
 
 
 def read_messages(task_id: str, after: int, before: int | None) -> list[dict[str, Any]]:
     """Return the stored messages with ``after < seq < before`` in ``seq`` order."""
+    return [row.to_message() for row in _rows_between(task_id, after, before)]
+
+
+def read_page(
+    task_id: str, after: int, before: int | None = None, limit: int = PAGE_ROWS
+) -> list[dict[str, Any]]:
+    """Return the first ``limit`` stored messages with ``after < seq < before``."""
+    rows = _rows_between(task_id, after, before)[:limit]
+    return [row.to_message() for row in rows]
+
+
+def _rows_between(task_id: str, after: int, before: int | None) -> Any:
     rows = MigrationLog.objects.filter(task_id=task_id, seq__gt=after)
     if before is not None:
         rows = rows.filter(seq__lt=before)
-    return [row.to_message() for row in rows.order_by("seq")]
+    return rows.order_by("seq")
 
 
 _read_messages = database_sync_to_async(read_messages)
+_read_page = database_sync_to_async(read_page)
 
 
 @database_sync_to_async

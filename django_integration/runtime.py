@@ -24,12 +24,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from django_integration import conf
-from django_integration.models import MigrationTask, SupervisorProcess, TaskState
-from django_integration.sinks import ChannelsSender, DatabaseSaver
+from django_integration.models import (
+    MessageEvent,
+    MessageType,
+    MigrationLog,
+    MigrationTask,
+    SupervisorProcess,
+    TaskState,
+)
+from django_integration.sinks import ChannelsSender, DatabaseSaver, log_row
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +45,13 @@ logger = logging.getLogger(__name__)
 WEBSOCKET_SINK = "websocket"
 DATABASE_SINK = "database"
 
+#: Seconds the ``finished`` message of a lost task may take to reach the channel
+#: layer; watchers who miss it read it from the database.
+LOST_NOTICE_TIMEOUT = 2.0
+
 _ACTIVE_STATES = (TaskState.QUEUED, TaskState.RUNNING)
+
+MessageFunction = Callable[[dict[str, Any]], object]
 
 
 def make_process_id() -> str:
@@ -45,25 +59,34 @@ def make_process_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-def mark_lost_tasks(lost_after: float, now: datetime.datetime | None = None) -> int:
+def mark_lost_tasks(
+    lost_after: float,
+    now: datetime.datetime | None = None,
+    notify: MessageFunction | None = None,
+) -> int:
     """Mark lost the unfinished tasks of processes silent for ``lost_after`` seconds.
 
     A task counts as orphaned when its supervising process has no row with a
-    heartbeat newer than ``lost_after`` seconds. Returns how many tasks changed;
-    rows of the silent processes are deleted afterwards.
-
-    NOTE: browsers watching a lost task get no ``finished`` message, because the
-    process that numbered its stream is gone; they see ``lost`` in its status.
+    heartbeat newer than ``lost_after`` seconds. Each task marked lost gets a
+    stored ``finished`` message (state ``lost``) after its last one, which is
+    also passed to ``notify`` so that its watchers see the end. Returns how
+    many tasks changed; rows of the silent processes are deleted afterwards.
     """
     now = now or timezone.now()
     cutoff = now - datetime.timedelta(seconds=lost_after)
     live = SupervisorProcess.objects.filter(heartbeat_at__gte=cutoff)
-    orphaned = (
+    orphaned = list(
         MigrationTask.objects.filter(state__in=_ACTIVE_STATES)
         .exclude(supervised_by="")
         .exclude(supervised_by__in=live.values("process_id"))
+        .values_list("task_id", "supervised_by")
     )
-    for task_id, process_id in orphaned.values_list("task_id", "supervised_by"):
+    changed = 0
+    for task_id, process_id in orphaned:
+        finished = _mark_lost(task_id, process_id, lost_after, now)
+        if finished is None:
+            continue
+        changed += 1
         logger.warning(
             "task %s: marked lost because its web process %s sent no heartbeat "
             "for %s s",
@@ -71,25 +94,85 @@ def mark_lost_tasks(lost_after: float, now: datetime.datetime | None = None) -> 
             process_id,
             lost_after,
         )
-    changed = orphaned.update(
-        state=TaskState.LOST,
-        finished_at=now,
-        error_type="lost",
-        error_message=f"the web process supervising the task sent no heartbeat "
-        f"for {lost_after} s",
-    )
+        if notify is not None:
+            notify(finished)
     SupervisorProcess.objects.filter(heartbeat_at__lt=cutoff).delete()
     return changed
+
+
+def _mark_lost(
+    task_id: str, process_id: str, lost_after: float, now: datetime.datetime
+) -> dict[str, Any] | None:
+    """Mark one task lost and store its ``finished`` message; return that message.
+
+    Returns None when the task is no longer unfinished under ``process_id``,
+    such as when another web process marked it first: the update is
+    conditional, so only the process whose update changed the row stores the
+    message.
+    """
+    explanation = (
+        f"the web process {process_id} that supervised the task stopped sending "
+        f"heartbeats (none for {lost_after} s), so the task's outcome is unknown"
+    )
+    with transaction.atomic():
+        updated = MigrationTask.objects.filter(
+            task_id=task_id, state__in=_ACTIVE_STATES, supervised_by=process_id
+        ).update(
+            state=TaskState.LOST,
+            finished_at=now,
+            error_type="lost",
+            error_message=explanation,
+        )
+        if not updated:
+            return None
+        task = MigrationTask.objects.only("progress", "message_count").get(
+            task_id=task_id
+        )
+        stored = MigrationLog.objects.filter(task_id=task_id).aggregate(
+            last=Max("seq")
+        )["last"]
+        # Messages the stream carried but the saver never stored keep their seq.
+        # NOTE: a watcher that got live messages past the stored ones drops this
+        # message as a repeat, and learns the end from its poll's status frame.
+        seq = max(stored or 0, task.message_count) + 1
+        finished = lost_message(task_id, seq, task.progress, explanation, now)
+        log_row(finished).save()
+        MigrationTask.objects.filter(task_id=task_id).update(message_count=seq)
+    return finished
+
+
+def lost_message(
+    task_id: str,
+    seq: int,
+    progress: int | None,
+    explanation: str,
+    now: datetime.datetime,
+) -> dict[str, Any]:
+    """Return the ``finished`` message that ends the stream of a lost task."""
+    return {
+        "task_id": task_id,
+        "seq": seq,
+        "event": MessageEvent.FINISHED.value,
+        "message": f"Task lost: {explanation}.",
+        "message_type": MessageType.ERROR.value,
+        "progress": progress,
+        "timestamp": now.isoformat(),
+        "state": TaskState.LOST.value,
+        "exit_code": None,
+        "signal": None,
+        "error": {"type": "lost", "message": explanation, "traceback": ""},
+    }
 
 
 class Heartbeat:
     """Daemon thread that keeps this process's row alive and polls the database.
 
     Every ``interval`` seconds it refreshes the heartbeat and marks lost the
-    tasks of silent processes. Every ``poll_interval`` seconds it looks for
-    cancel requests stored for tasks this process supervises, and passes them
-    to ``cancel``. ``stop()`` ends the thread and closes its database connection;
-    without it the thread ends with the process.
+    tasks of silent processes, passing their ``finished`` messages to
+    ``notify``. Every ``poll_interval`` seconds it looks for cancel requests
+    stored for tasks this process supervises, and passes them to ``cancel``.
+    ``stop()`` ends the thread and closes its database connection; without it
+    the thread ends with the process.
     """
 
     def __init__(
@@ -101,6 +184,7 @@ class Heartbeat:
         lost_after: float,
         active_tasks: Callable[[], list[str]],
         cancel: Callable[[str], object],
+        notify: MessageFunction | None = None,
     ) -> None:
         self.process_id = process_id
         self.interval = interval
@@ -108,6 +192,7 @@ class Heartbeat:
         self.lost_after = lost_after
         self._active_tasks = active_tasks
         self._cancel = cancel
+        self._notify = notify
         self._cancelled: set[str] = set()
         self._registered = False
         self._stop = threading.Event()
@@ -140,7 +225,7 @@ class Heartbeat:
                 )
             self._register(now)
             self._registered = True
-        mark_lost_tasks(self.lost_after, now)
+        mark_lost_tasks(self.lost_after, now, self._notify)
 
     def poll_cancel_requests(self) -> None:
         """Cancel the tasks of this process that another process asked to cancel."""
@@ -217,6 +302,9 @@ class Runtime:
         self._heartbeat: Heartbeat | None = None
         self._exit_hook_registered = False
         self.process_id = ""
+        self._lost_check_lock = threading.Lock()
+        self._next_lost_check = 0.0
+        self._lost_sender: ChannelsSender | None = None
 
     def set_sink_function(
         self, name: str, func: Callable[[dict[str, Any]], object] | None
@@ -253,12 +341,65 @@ class Runtime:
                 self._start()
             return self._supervisor
 
+    def check_lost_tasks(self) -> None:
+        """Mark lost the tasks of silent processes, at most once per heartbeat interval.
+
+        The places that read tasks call this, so that a process without a
+        heartbeat thread, such as a restarted one that only serves pages, still
+        corrects the state of tasks whose process died. A process with a
+        heartbeat thread leaves it to that thread.
+        """
+        if self._heartbeat is not None:
+            return
+        settings = conf.get_settings()
+        with self._lost_check_lock:
+            now = time.monotonic()
+            if now < self._next_lost_check:
+                return
+            self._next_lost_check = now + settings.heartbeat_interval
+        try:
+            mark_lost_tasks(settings.lost_after, notify=self.notify_lost)
+        except DatabaseError:
+            # The caller's own query reports an unreachable database; this
+            # check runs again on a later read.
+            logger.exception(
+                "web process %s: looking for lost tasks failed", os.getpid()
+            )
+
+    def notify_lost(self, message: dict[str, Any]) -> None:
+        """Send the ``finished`` message of a lost task to its watchers.
+
+        It goes to the function set with ``set_websocket_post_function``, or
+        else to the task's Channels group. A failure is logged only: watchers
+        read the message from the database as well.
+        """
+        try:
+            func = self._sink_functions[WEBSOCKET_SINK]
+            if func is not None:
+                func(message)
+            else:
+                self._notice_sender().send_batch([message])
+        except Exception:
+            logger.warning(
+                "task %s: could not send its lost message to watchers",
+                message["task_id"],
+                exc_info=True,
+            )
+
+    def _notice_sender(self) -> ChannelsSender:
+        with self._lock:
+            if self._lost_sender is None:
+                self._lost_sender = ChannelsSender(
+                    batch_send=False, concurrency=1, send_timeout=LOST_NOTICE_TIMEOUT
+                )
+            return self._lost_sender
+
     def local_supervisor(self) -> Any:
         """Return the supervisor if this process created one, else None."""
         return self._supervisor
 
     def shutdown(self) -> None:
-        """Cancel running tasks, then stop the sinks and the heartbeat.
+        """Cancel running tasks, then stop the sinks, heartbeat and lost-task sender.
 
         Safe to call twice; registered with ``atexit`` once a supervisor exists.
         """
@@ -270,6 +411,11 @@ class Runtime:
             supervisor.shutdown(cancel_running=True)
         if heartbeat is not None:
             heartbeat.stop()
+        # Last, because the heartbeat thread sends through it until it stops.
+        with self._lock:
+            lost_sender, self._lost_sender = self._lost_sender, None
+        if lost_sender is not None:
+            lost_sender.close()
 
     def _start(self) -> None:
         from supervisor import Supervisor
@@ -287,6 +433,7 @@ class Runtime:
             lost_after=settings.lost_after,
             active_tasks=self._supervisor.active_tasks,
             cancel=self._supervisor.cancel,
+            notify=self.notify_lost,
         )
         self._heartbeat.start()
         if not self._exit_hook_registered:
@@ -301,9 +448,9 @@ class Runtime:
             "max_workers": settings.max_workers,
             "grace_period": settings.grace_period,
             "start_method": settings.start_method,
-            # The bound applies to every sink; the database is the sink that
-            # most often falls behind, hence the setting's name.
-            "max_pending_messages": settings.db_max_pending,
+            # Only the database saver is bounded by the setting; the other
+            # sinks keep the supervisor's default bound.
+            "sink_max_pending": {DATABASE_SINK: settings.db_max_pending},
             "limits": Limits(
                 max_message_chars=settings.max_message_chars,
                 max_options_bytes=settings.max_options_bytes,
@@ -341,6 +488,8 @@ class Runtime:
         with self._lock:
             self._sink_functions = dict.fromkeys(self._sink_functions)
             self._total_steps.clear()
+        with self._lost_check_lock:
+            self._next_lost_check = 0.0
 
 
 _runtime = Runtime()

@@ -64,6 +64,18 @@ def split_runs(messages: Iterable[Message]) -> Iterator[list[Message]]:
         yield list(run)
 
 
+def group_by_task(messages: Iterable[Message]) -> list[list[Message]]:
+    """Return each task's messages in their order, tasks in order of first appearance.
+
+    Unlike `split_runs`, a task whose messages are interleaved with another
+    task's gets one list, so nothing sends two parts of one task side by side.
+    """
+    groups: dict[str, list[Message]] = {}
+    for message in messages:
+        groups.setdefault(message["task_id"], []).append(message)
+    return list(groups.values())
+
+
 def split_by_size(run: Sequence[Message]) -> Iterator[list[Message]]:
     """Cut a run of one task's messages into lists small enough for one group send."""
     chunk: list[Message] = []
@@ -93,6 +105,7 @@ class ChannelsSender:
     group messages are sent one after another to keep their order. Different
     tasks are sent side by side, at most ``concurrency`` group sends at once,
     because an unbounded fan-out exhausts channels-redis's connection pool.
+    A ``send_batch`` that takes longer than ``send_timeout`` seconds raises.
     """
 
     def __init__(
@@ -101,11 +114,13 @@ class ChannelsSender:
         batch_send: bool = True,
         concurrency: int = 8,
         layer_alias: str = DEFAULT_CHANNEL_LAYER,
+        send_timeout: float = SEND_TIMEOUT,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"invalid concurrency {concurrency!r}: use 1 or more")
         self.batch_send = batch_send
         self.concurrency = concurrency
+        self.send_timeout = send_timeout
         self.layer_alias = layer_alias
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -134,13 +149,13 @@ class ChannelsSender:
         loop = self._start_loop()
         future = asyncio.run_coroutine_threadsafe(self._send_all(messages), loop)
         try:
-            future.result(timeout=SEND_TIMEOUT)
+            future.result(timeout=self.send_timeout)
         except concurrent.futures.TimeoutError as exc:
             future.cancel()
             raise TimeoutError(
                 f"sending {len(messages)} messages of task "
                 f"{messages[0]['task_id']!r} to the channel layer timed out after "
-                f"{SEND_TIMEOUT} s"
+                f"{self.send_timeout} s"
             ) from exc
 
     def close(self) -> None:
@@ -178,7 +193,7 @@ class ChannelsSender:
             )
         waiting_loops = _loops_waiting_on(layer)
         results = await asyncio.gather(
-            *(self._send_run(layer, run) for run in split_runs(messages)),
+            *(self._send_run(layer, run) for run in group_by_task(messages)),
             return_exceptions=True,
         )
         _wake(waiting_loops)
@@ -296,7 +311,7 @@ class DatabaseSaver:
                 wrapper.dec_thread_sharing()
 
     def _save(self, messages: list[Message]) -> None:
-        runs = list(split_runs(messages))
+        runs = group_by_task(messages)
         _create_missing_tasks({run[0]["task_id"] for run in runs})
         MigrationLog.objects.bulk_create(
             [log_row(message) for message in messages],

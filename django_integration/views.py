@@ -26,6 +26,7 @@ from django_integration import permissions
 from django_integration.conf import get_settings
 from django_integration.exceptions import MigrationError, TaskAlreadyExistsError
 from django_integration.models import TASK_ID_PATTERN, MigrationTask
+from django_integration.runtime import get_runtime
 from supervisor.exceptions import (
     InvalidTargetError,
     InvalidTaskIdError,
@@ -382,6 +383,7 @@ def task_list(request: HttpRequest) -> HttpResponse:
     """List recent tasks: the user's own, or all with ``WATCH_PERMISSION``."""
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
+    get_runtime().check_lost_tasks()
     tasks = permissions.visible_tasks(request.user).select_related("owner")
     return render(
         request,

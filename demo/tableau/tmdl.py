@@ -1,8 +1,11 @@
 """Write a ``SemanticModel`` as a TMDL folder, as Power BI Desktop projects hold it.
 
-Layout: ``definition/database.tmdl``, ``definition/model.tmdl``, one
-``definition/tables/<table>.tmdl`` per table and ``definition/relationships.tmdl``
-when there are relationships. TMDL indents with tabs. Names that are not plain
+Layout: a ``<model>.SemanticModel`` folder, the semantic model item of a Power BI
+project (PBIP), with ``definition.pbism`` (the item's format version and
+settings) and the TMDL files: ``definition/database.tmdl``,
+``definition/model.tmdl``, one ``definition/tables/<table>.tmdl`` per table and
+``definition/relationships.tmdl`` when there are relationships. TMDL indents
+with tabs. Names that are not plain
 identifiers are quoted in single quotes, with a quote inside doubled. A
 description is a run of ``///`` lines before the object it describes.
 
@@ -31,6 +34,14 @@ from demo.tableau.names import file_stem
 
 COMPATIBILITY_LEVEL = 1567
 CULTURE = "en-US"
+#: Contents of ``definition.pbism``: format version 4.0, as public Power BI
+#: projects with a TMDL ``definition`` folder use it, and no settings.
+PBISM = {
+    "$schema": "https://developer.microsoft.com/json-schemas/fabric/item/"
+    "semanticModel/definitionProperties/1.0.0/schema.json",
+    "version": "4.0",
+    "settings": {},
+}
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Fixed so that converting the same workbook twice gives the same lineage tags.
 _LINEAGE_NAMESPACE = uuid.UUID("6f0b7f43-3f7e-4d8e-9a55-2b2f0c1d8a10")
@@ -61,26 +72,31 @@ def tmdl_text(value: str) -> str:
     return value
 
 
+def render_pbism() -> str:
+    """Return the text of ``definition.pbism``, the semantic model's properties."""
+    return json.dumps(PBISM, indent=2) + "\n"
+
+
 def annotation_json(value: str) -> str:
     """Return ``value`` as a one-line JSON string, for annotations of any text."""
     return json.dumps(value, ensure_ascii=False)
 
 
 def write_model(model: SemanticModel, output_dir: str | os.PathLike[str]) -> list[Path]:
-    """Write ``model`` under ``output_dir/definition`` and return the files written.
+    """Write ``model`` as ``output_dir/<model>.SemanticModel`` and return its files.
 
     The folder is written beside its final place and renamed into it, so a
-    cancelled or failed conversion leaves no half-written ``definition``.
-    Raises FileExistsError if ``output_dir/definition`` already exists.
+    cancelled or failed conversion leaves no half-written semantic model.
+    Raises FileExistsError if the ``.SemanticModel`` folder already exists.
     """
     output = Path(output_dir)
-    final = output / "definition"
+    final = output / semantic_model_folder(model)
     if final.exists():
         raise FileExistsError(
             f"{str(final)!r} already exists; convert into an empty output folder"
         )
     output.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".definition-", dir=output))
+    staging = Path(tempfile.mkdtemp(prefix=".semantic-model-", dir=output))
     try:
         relative = _write_files(model, staging)
         staging.rename(final)
@@ -90,18 +106,25 @@ def write_model(model: SemanticModel, output_dir: str | os.PathLike[str]) -> lis
     return [final / path for path in relative]
 
 
+def semantic_model_folder(model: SemanticModel) -> str:
+    """Return the name of the model's ``.SemanticModel`` folder, safe as a file name."""
+    return f"{file_stem(model.name, set())}.SemanticModel"
+
+
 def _write_files(model: SemanticModel, folder: Path) -> list[Path]:
+    definition = Path("definition")
     files: dict[Path, str] = {
-        Path("database.tmdl"): render_database(model),
-        Path("model.tmdl"): render_model(model),
+        Path("definition.pbism"): render_pbism(),
+        definition / "database.tmdl": render_database(model),
+        definition / "model.tmdl": render_model(model),
     }
     taken: set[str] = set()
     for table in model.tables:
         stem = file_stem(table.name, taken)
-        files[Path("tables") / f"{stem}.tmdl"] = render_table(model, table)
+        files[definition / "tables" / f"{stem}.tmdl"] = render_table(model, table)
     if model.relationships:
-        files[Path("relationships.tmdl")] = render_relationships(model)
-    (folder / "tables").mkdir()
+        files[definition / "relationships.tmdl"] = render_relationships(model)
+    (folder / definition / "tables").mkdir(parents=True)
     for path, text in files.items():
         (folder / path).write_text(text, encoding="utf-8", newline="\n")
     return list(files)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import zipfile
 
 import pytest
@@ -14,7 +16,7 @@ from tests.demo.tmdl_reading import read_relationships, read_table
 def converted(tmp_path, sample_path):
     output = tmp_path / "out"
     summary = convert_workbook(str(sample_path), str(output))
-    return summary, output / "definition"
+    return summary, output / "small-sales.SemanticModel" / "definition"
 
 
 def test_summary_counts(converted):
@@ -36,19 +38,33 @@ def test_summary_counts(converted):
 def test_files_written(converted):
     summary, definition = converted
     expected = {
-        "definition/database.tmdl",
-        "definition/model.tmdl",
-        "definition/relationships.tmdl",
-        "definition/tables/Parameters.tmdl",
-        "definition/tables/Orders.tmdl",
-        "definition/tables/Customers.tmdl",
-        "definition/tables/Products.tmdl",
+        "small-sales.SemanticModel/definition.pbism",
+        "small-sales.SemanticModel/definition/database.tmdl",
+        "small-sales.SemanticModel/definition/model.tmdl",
+        "small-sales.SemanticModel/definition/relationships.tmdl",
+        "small-sales.SemanticModel/definition/tables/Parameters.tmdl",
+        "small-sales.SemanticModel/definition/tables/Orders.tmdl",
+        "small-sales.SemanticModel/definition/tables/Customers.tmdl",
+        "small-sales.SemanticModel/definition/tables/Products.tmdl",
     }
+    assert summary["semantic_model"] == "small-sales.SemanticModel"
     assert set(summary["files"]) == expected
+    output = definition.parent.parent
     written = {
-        p.relative_to(definition.parent).as_posix() for p in definition.rglob("*.tmdl")
+        p.relative_to(output).as_posix() for p in output.rglob("*") if p.is_file()
     }
     assert written == expected
+
+
+def test_pbism_properties(converted):
+    _, definition = converted
+    pbism = json.loads((definition.parent / "definition.pbism").read_text("utf-8"))
+    assert pbism["version"] == "4.0"
+    assert pbism["settings"] == {}
+    assert pbism["$schema"].endswith(
+        "/semanticModel/definitionProperties/1.0.0/schema.json"
+    )
+    assert set(pbism) == {"$schema", "version", "settings"}
 
 
 def test_model_references_tables(converted):
@@ -247,19 +263,43 @@ def test_twbx_gives_same_model(tmp_path, sample_path, converted):
         archive.writestr("Data/small-sales.xlsx", b"spreadsheet bytes")
     summary = convert_workbook(str(packaged), str(tmp_path / "packaged"))
     assert summary["tables"] == 4
-    from_twbx = tmp_path / "packaged" / "definition"
+    from_twbx = tmp_path / "packaged" / "small-sales.SemanticModel" / "definition"
     for path in from_twb.rglob("*.tmdl"):
         twin = from_twbx / path.relative_to(from_twb)
         assert twin.read_text(encoding="utf-8") == path.read_text(encoding="utf-8")
 
 
 def test_existing_output_not_overwritten(tmp_path, sample_path):
-    (tmp_path / "definition").mkdir()
-    (tmp_path / "definition" / "keep.txt").write_text("mine")
+    existing = tmp_path / "small-sales.SemanticModel"
+    existing.mkdir()
+    (existing / "keep.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="already exists"):
         convert_workbook(str(sample_path), str(tmp_path))
-    assert (tmp_path / "definition" / "keep.txt").read_text() == "mine"
-    assert [p.name for p in tmp_path.iterdir()] == ["definition"]
+    assert (existing / "keep.txt").read_text() == "mine"
+    assert [p.name for p in tmp_path.iterdir()] == ["small-sales.SemanticModel"]
+
+
+def test_step_delay_pauses_each_step(tmp_path, sample_path, monkeypatch):
+    pauses = []
+    monkeypatch.setattr("demo.tableau.job.time.sleep", pauses.append)
+    convert_workbook(str(sample_path), str(tmp_path / "out"), step_delay=0.25)
+    # Opening, 2 datasources, 4 tables, relationships, writing, and the
+    # sample's 7 calculated fields.
+    assert pauses == [0.25] * 16
+
+
+def test_no_step_delay_no_pause(tmp_path, sample_path, monkeypatch):
+    pauses = []
+    monkeypatch.setattr("demo.tableau.job.time.sleep", pauses.append)
+    convert_workbook(str(sample_path), str(tmp_path / "out"))
+    assert pauses == []
+
+
+@pytest.mark.parametrize("step_delay", [-0.1, 2.5, math.nan, math.inf, "0.2"])
+def test_step_delay_out_of_range(tmp_path, sample_path, step_delay):
+    with pytest.raises(ValueError, match="invalid step_delay"):
+        convert_workbook(str(sample_path), str(tmp_path / "out"), step_delay)
+    assert not (tmp_path / "out").exists()
 
 
 def test_deep_formula_kept_untranslated(tmp_path, sample_path):

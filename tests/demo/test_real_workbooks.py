@@ -71,7 +71,7 @@ def test_real_workbook_counts(tmp_path, real_workbooks, name):
     path = real_workbooks / name
     tables, calculations, parameters = expected_counts(path)
     summary = convert_workbook(str(path), str(tmp_path))
-    definition = tmp_path / "definition"
+    definition = tmp_path / summary["semantic_model"] / "definition"
 
     assert summary["tables"] == tables
     assert len(list((definition / "tables").glob("*.tmdl"))) == tables
@@ -91,10 +91,11 @@ def test_real_workbook_formulas_kept(tmp_path, real_workbooks, name):
         calculation.get("formula")
         for calculation in root.findall("datasources/datasource/column/calculation")
     )
-    convert_workbook(str(path), str(tmp_path))
+    summary = convert_workbook(str(path), str(tmp_path))
+    tables = tmp_path / summary["semantic_model"] / "definition" / "tables"
     kept = sorted(
         item.annotation_json("TableauFormula")
-        for table_file in (tmp_path / "definition" / "tables").glob("*.tmdl")
+        for table_file in tables.glob("*.tmdl")
         for item in read_table(table_file).objects
         if "TableauFormula" in item.annotations
     )
@@ -105,9 +106,10 @@ def test_real_workbook_names_and_untranslated(tmp_path, real_workbooks):
     summary = convert_workbook(
         str(real_workbooks / "data-load-analysis.twb"), str(tmp_path)
     )
+    definition = tmp_path / summary["semantic_model"] / "definition"
     declarations = [
         line
-        for table_file in (tmp_path / "definition" / "tables").glob("*.tmdl")
+        for table_file in (definition / "tables").glob("*.tmdl")
         for line in table_file.read_text(encoding="utf-8").splitlines()
         if re.match(r"^\t(measure|column) ", line)
     ]
@@ -116,5 +118,5 @@ def test_real_workbook_names_and_untranslated(tmp_path, real_workbooks):
     assert summary["untranslated"] == len(summary["warnings"]) - sum(
         "relationship" in w or "join" in w for w in summary["warnings"]
     )
-    relationships = read_relationships(tmp_path / "definition" / "relationships.tmdl")
+    relationships = read_relationships(definition / "relationships.tmdl")
     assert len(relationships) == summary["relationships"]

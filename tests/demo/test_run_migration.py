@@ -42,7 +42,8 @@ def test_sample_succeeds(runtime, unique_id, sample_path, tmp_path):
     assert "Table 'Orders': 7 columns" in output
     assert "warning calculated field 'Running Sales'" in output
     assert output.rstrip().endswith(f"Task {unique_id} succeeded at 100%")
-    assert (tmp_path / "out" / "definition" / "model.tmdl").is_file()
+    definition = tmp_path / "out" / "small-sales.SemanticModel" / "definition"
+    assert (definition / "model.tmdl").is_file()
 
 
 def test_bad_file_fails(runtime, unique_id, tmp_path):

@@ -24,6 +24,8 @@ from django_integration import (
     start_migration,
 )
 from django_integration.models import MigrationLog, MigrationTask, TaskState
+from django_integration.runtime import Runtime
+from django_integration.sinks import DatabaseSaver
 from supervisor import InvalidTargetError, InvalidTaskIdError, UnpicklableArgumentsError
 from tests.django_integration.conftest import wait_for
 
@@ -275,27 +277,44 @@ def test_setting_none_restores_default(runtime, unique_id):
     assert stored_seqs(unique_id) == [1, 2, 3, 4]
 
 
+class GatedSaver(DatabaseSaver):
+    """The database saver, holding every batch until ``gate`` is set."""
+
+    def __init__(self, gate: threading.Event, runtime: Runtime) -> None:
+        super().__init__(dropped_count=runtime.dropped_count)
+        self.gate = gate
+
+    def send_batch(self, messages: list[dict]) -> None:
+        self.gate.wait(30)
+        super().send_batch(messages)
+
+
 def test_dropped_messages_counted(runtime, unique_id):
-    """A sink over DB_MAX_PENDING loses messages: counted, stored and announced."""
+    """The database saver over DB_MAX_PENDING loses messages: counted and announced.
+
+    The bound is the database saver's only, so the WebSocket sink keeps them all.
+    """
     gate = threading.Event()
-    set_websocket_post_function(lambda message: gate.wait(30))
+    sent = []
+    set_db_save_function(GatedSaver(gate, runtime))
+    set_websocket_post_function(sent.append)
     with override_settings(MIGRATION_SUPERVISOR={"DB_MAX_PENDING": 10}):
         start_migration(unique_id, f"{JOBS}:flood_then_wait", args=(100,))
     try:
-        warning = wait_for(
-            lambda: MigrationLog.objects.filter(
-                task_id=unique_id, message__contains="lost"
-            ).first()
-        )
+        wait_for(lambda: runtime.dropped_count(unique_id) > 0)
     finally:
         cancel_migration(unique_id)
         gate.set()
     task = wait_final(runtime, unique_id)
 
-    assert warning.message_type == "warning"
+    warnings = MigrationLog.objects.filter(task_id=unique_id, message__contains="lost")
+    assert [row.message_type for row in warnings][:1] == ["warning"]
+    assert "database" in warnings[0].message
     assert task.dropped > 0
     assert get_status(unique_id).dropped == runtime.dropped_count(unique_id)
-    assert get_status(unique_id).dropped >= task.dropped
+    assert [message["seq"] for message in sent] == list(range(1, len(sent) + 1))
+    assert sent[-1]["event"] == "finished"
+    assert sum(1 for m in sent if m["message"].startswith("flood ")) == 100
 
 
 @pytest.mark.parametrize("setter", [set_websocket_post_function, set_db_save_function])

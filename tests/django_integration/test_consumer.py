@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -10,15 +11,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.utils import timezone
 
-from django_integration import consumers, start_migration
+from django_integration import aget_status, consumers, start_migration
 from django_integration.consumers import MigrationConsumer
-from django_integration.models import MigrationLog, MigrationTask
+from django_integration.models import MigrationLog, MigrationTask, SupervisorProcess
 from tests.asgi import application
 from tests.django_integration.web_helpers import (
     CANCEL,
@@ -79,7 +82,12 @@ async def sockets(channel_layer: Any) -> AsyncIterator[list[WebsocketCommunicato
         # within milliseconds of starting a receive can lose the cancel. It
         # then waits out the 5 s BZPOPMIN timeout and raises TimeoutError. This
         # happens to a receive that just started, or that took over when another
-        # consumer of the process stopped. The pauses keep the tests clear of it.
+        # consumer of the process stopped. The cause: redis-py 8 has a default
+        # socket timeout of 5 s, so it writes each command through
+        # asyncio.wait_for, and on Python 3.11 wait_for drops a cancel that
+        # arrives as the write completes (Python 3.12 fixed it). A host entry
+        # with "socket_timeout": None in CHANNEL_LAYERS avoids it. The pauses
+        # keep the tests clear of it.
         await asyncio.sleep(0.05)
         await socket.disconnect(timeout=FRAME_TIMEOUT)
 
@@ -369,6 +377,34 @@ async def test_task_lost_without_finished_sends_status(sockets, fast_retries):
     assert frame["task"]["error"]["type"] == "lost"
 
 
+async def test_watcher_gets_lost_task_finished(sockets, runtime):
+    """A status read elsewhere marks the task lost; the watcher gets its end live."""
+    owner = await create_user()
+    await database_sync_to_async(SupervisorProcess.objects.create)(
+        process_id="host:15:gone", hostname="host", pid=15
+    )
+    task = await create_task(owner, supervised_by="host:15:gone", message_count=2)
+    await store(task.task_id, range(1, 3))
+    socket = await open_socket(task.task_id, owner)
+    sockets.append(socket)
+    snapshot = await receive(socket)
+    assert snapshot["task"]["state"] == "running"
+
+    await database_sync_to_async(
+        SupervisorProcess.objects.filter(process_id="host:15:gone").update
+    )(heartbeat_at=timezone.now() - datetime.timedelta(hours=1))
+    await database_sync_to_async(runtime.reset)()
+    status = await aget_status(task.task_id)
+    frame = await receive(socket)
+
+    assert status.state == "lost"
+    assert frame["type"] == "log"
+    assert frame["message"]["seq"] == 3
+    assert frame["message"]["event"] == "finished"
+    assert frame["message"]["state"] == "lost"
+    await expect_quiet(socket)
+
+
 async def test_join_after_end_gets_whole_stream(sockets):
     owner = await create_user()
     task = await create_task(owner, state="succeeded", progress=100, message_count=4)
@@ -392,6 +428,207 @@ async def test_join_after_end_gets_whole_stream(sockets):
     assert snapshot["messages"][-1]["event"] == "finished"
     assert snapshot["messages"][-1]["state"] == "succeeded"
     await expect_quiet(socket)
+
+
+# Frame sizes: long streams go out in frames Daphne accepts.
+
+#: Daphne closes a socket that is sent a frame larger than this.
+DAPHNE_FRAME_LIMIT = 1024 * 1024
+
+
+def store_large(task_id: str, seq_range, size: int) -> None:
+    MigrationLog.objects.bulk_create(
+        MigrationLog(
+            task_id=task_id,
+            seq=seq,
+            event="log",
+            message=f"{seq:06d}" + "é" * size,
+            timestamp=datetime.datetime.fromisoformat(
+                make_message(task_id, seq)["timestamp"]
+            ),
+        )
+        for seq in seq_range
+    )
+
+
+async def receive_raw(socket: WebsocketCommunicator) -> tuple[int, dict[str, Any]]:
+    """Return the next frame's size in bytes and its decoded content."""
+    text = await socket.receive_from(timeout=FRAME_TIMEOUT)
+    return len(text.encode()), json.loads(text)
+
+
+async def receive_raw_through(
+    socket: WebsocketCommunicator, last_seq: int
+) -> list[tuple[int, dict[str, Any]]]:
+    """Collect frames until one carries ``last_seq``."""
+    frames: list[tuple[int, dict[str, Any]]] = []
+    while last_seq not in seqs(frame for _, frame in frames):
+        frames.append(await receive_raw(socket))
+    return frames
+
+
+def assert_frames_fit(frames: list[tuple[int, dict[str, Any]]]) -> None:
+    for size, frame in frames:
+        assert size <= consumers.MAX_FRAME_BYTES + 4096, (frame["type"], size)
+        assert size < DAPHNE_FRAME_LIMIT
+
+
+async def test_large_snapshot_frames_under_limit(sockets):
+    """2.4 MB of stored lines reach a late watcher in order, in small frames."""
+    owner = await create_user()
+    task = await create_task(owner, message_count=300)
+    # Two-byte characters: 8 KB of UTF-8 per line.
+    await database_sync_to_async(store_large)(task.task_id, range(1, 301), 4000)
+    socket = await open_socket(task.task_id, owner)
+    sockets.append(socket)
+
+    frames = await receive_raw_through(socket, 300)
+
+    assert frames[0][1]["type"] == "snapshot"
+    assert frames[0][1]["task"]["state"] == "running"
+    assert {frame["type"] for _, frame in frames[1:]} <= {"log", "logs"}
+    assert len(frames) >= 10
+    assert_frames_fit(frames)
+    messages = [m for _, frame in frames for m in frame_messages(frame)]
+    assert [m["seq"] for m in messages] == list(range(1, 301))
+    assert messages[299]["message"].startswith("000300é")
+    await expect_quiet(socket)
+
+
+async def test_snapshot_read_in_pages_in_order(sockets, monkeypatch):
+    reads = []
+
+    def counting_page(task_id, after, before=None, limit=consumers.PAGE_ROWS):
+        page = consumers.read_page(task_id, after, before, limit)
+        reads.append(len(page))
+        return page
+
+    monkeypatch.setattr(MigrationConsumer, "page_rows", 7)
+    monkeypatch.setattr(consumers, "_read_page", database_sync_to_async(counting_page))
+    owner = await create_user()
+    task = await create_task(owner, message_count=30)
+    await store(task.task_id, range(1, 31))
+    socket = await open_socket(task.task_id, owner)
+    sockets.append(socket)
+
+    frames = [await receive(socket)]
+    while 30 not in seqs(frames):
+        frames.append(await receive(socket))
+
+    assert seqs(frames) == list(range(1, 31))
+    assert [m["seq"] for m in frames[0]["messages"]] == list(range(1, 8))
+    # The first page comes with the status; each later read is one page.
+    assert reads == [7, 7, 7, 2]
+    await expect_quiet(socket)
+
+
+async def test_long_gap_read_in_pages(sockets, monkeypatch):
+    """A live message far ahead of the snapshot brings the stored ones page by page."""
+    pages = []
+    ranges = []
+
+    async def counting_page(task_id, after, before=None, limit=consumers.PAGE_ROWS):
+        page = await original_page(task_id, after, before, limit)
+        pages.append(len(page))
+        return page
+
+    async def counting_read(task_id, after, before):
+        ranges.append((after, before))
+        return await original_read(task_id, after, before)
+
+    original_page, original_read = consumers._read_page, consumers._read_messages
+    monkeypatch.setattr(consumers, "_read_page", counting_page)
+    monkeypatch.setattr(consumers, "_read_messages", counting_read)
+    monkeypatch.setattr(MigrationConsumer, "page_rows", 7)
+    owner = await create_user()
+    task = await create_task(owner)
+    socket = await open_socket(task.task_id, owner)
+    sockets.append(socket)
+    await receive(socket)
+
+    await store(task.task_id, range(1, 30))
+    message = make_message(task.task_id, 30)
+    await group_send(task.task_id, {"type": "log_message", "message": message})
+    frames = [await receive(socket)]
+    while 30 not in seqs(frames):
+        frames.append(await receive(socket))
+
+    assert seqs(frames) == list(range(1, 31))
+    assert pages == [7, 7, 7, 7]
+    assert ranges == [(28, 30)]
+    await expect_quiet(socket)
+
+
+async def test_large_live_batch_frames_under_limit(sockets):
+    owner = await create_user()
+    task = await create_task(owner)
+    socket = await open_socket(task.task_id, owner)
+    sockets.append(socket)
+    await receive(socket)
+
+    batch = [
+        make_message(task.task_id, seq, message="€" * 5000, blob="x" * 3000)
+        for seq in range(1, 201)
+    ]
+    await group_send(task.task_id, {"type": "log_batch", "messages": batch})
+    frames = await receive_raw_through(socket, 200)
+
+    assert len(frames) >= 10
+    assert_frames_fit(frames)
+    assert seqs(frame for _, frame in frames) == list(range(1, 201))
+    assert all(m["blob"] == "x" * 3000 for _, f in frames for m in frame_messages(f))
+
+
+async def test_oversized_message_sent_alone(sockets):
+    owner = await create_user()
+    task = await create_task(owner)
+    socket = await open_socket(task.task_id, owner)
+    sockets.append(socket)
+    await receive(socket)
+
+    huge = "ü" * (consumers.MAX_FRAME_BYTES // 2 + 1000)
+    batch = [
+        make_message(task.task_id, 1),
+        make_message(task.task_id, 2, message=huge),
+        make_message(task.task_id, 3),
+    ]
+    await group_send(task.task_id, {"type": "log_batch", "messages": batch})
+    frames = [await receive(socket) for _ in range(3)]
+
+    assert [frame["type"] for frame in frames] == ["log", "log", "log"]
+    assert seqs(frames) == [1, 2, 3]
+    assert frames[1]["message"]["message"] == huge
+
+
+async def test_large_replay_ends_with_replay_frame(sockets, fast_retries):
+    owner = await create_user()
+    task = await create_task(owner)
+    socket = await open_socket(task.task_id, owner, query="?after=300")
+    sockets.append(socket)
+    await receive(socket)
+    await database_sync_to_async(store_large)(task.task_id, range(1, 301), 4000)
+
+    await socket.send_json_to({"action": "replay", "after": 0, "before": 301})
+    frames = await receive_raw_through(socket, 300)
+
+    assert_frames_fit(frames)
+    assert [frame["type"] for _, frame in frames[:-1]] == ["logs"] * (len(frames) - 1)
+    assert frames[-1][1]["type"] == "replay"
+    assert (frames[-1][1]["after"], frames[-1][1]["before"]) == (0, 301)
+    assert seqs(frame for _, frame in frames) == list(range(1, 301))
+
+
+def test_chunks_keep_order_and_size():
+    messages = [{"seq": seq, "message": "a" * 1000} for seq in range(1, 1001)]
+
+    chunks = [
+        orjson.dumps(chunk)
+        for chunk in consumers.chunk_messages(messages, first_room=10_000)
+    ]
+
+    assert len(chunks[0]) <= 10_000
+    assert max(len(chunk) for chunk in chunks) <= consumers.MAX_FRAME_BYTES
+    assert [m for chunk in chunks for m in json.loads(chunk)] == messages
 
 
 # Frames from the browser.

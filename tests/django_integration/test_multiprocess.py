@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 from django.db import connection
 from django.test import override_settings
+from django.urls import reverse
 from django.utils import timezone
 
 from django_integration import cancel_migration, get_status, start_migration
+from django_integration import runtime as runtime_module
 from django_integration.models import (
     MigrationLog,
     MigrationTask,
@@ -24,6 +26,7 @@ from django_integration.models import (
 from django_integration.runtime import mark_lost_tasks
 from tests import services
 from tests.django_integration.conftest import wait_for
+from tests.django_integration.web_helpers import WATCH, make_user
 
 JOBS = "tests.django_integration.jobs"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -80,10 +83,114 @@ def test_mark_lost_tasks_of_silent_process():
     lost = MigrationTask.objects.get(task_id="ghost-running")
     assert lost.finished_at is not None
     assert "heartbeat" in lost.error_message
-    assert list(lost.logs.values_list("seq", flat=True)) == [1, 2, 3]
+    assert list(lost.logs.values_list("seq", flat=True)) == [1, 2, 3, 4]
+    assert lost.message_count == 4
     assert set(SupervisorProcess.objects.values_list("process_id", flat=True)) == {
         "alive:2:beat"
     }
+
+
+@pytest.mark.django_db
+def test_lost_task_gets_finished_message():
+    add_process("ghost:7:dead", seconds_ago=60)
+    task = add_task("lost-ended", "ghost:7:dead")
+    MigrationTask.objects.filter(pk=task.pk).update(progress=40, message_count=3)
+    sent = []
+
+    assert mark_lost_tasks(15, notify=sent.append) == 1
+
+    finished = MigrationLog.objects.get(task_id="lost-ended", seq=4).to_message()
+    assert finished["event"] == "finished"
+    assert finished["state"] == "lost"
+    assert finished["message_type"] == "error"
+    assert finished["progress"] == 40
+    assert finished["error"]["type"] == "lost"
+    assert "ghost:7:dead" in finished["message"]
+    assert "heartbeats" in finished["message"]
+    assert sent == [finished]
+    assert get_status("lost-ended").message_count == 4
+
+
+@pytest.mark.django_db
+def test_lost_finished_skips_unstored_seqs():
+    """Seqs the stream carried but the saver never stored are not reused."""
+    add_process("ghost:8:dead", seconds_ago=60)
+    task = add_task("lost-behind", "ghost:8:dead")
+    MigrationTask.objects.filter(pk=task.pk).update(message_count=9)
+
+    mark_lost_tasks(15)
+
+    assert list(task.logs.values_list("seq", flat=True)) == [1, 2, 3, 10]
+
+
+@pytest.mark.django_db
+def test_task_marked_lost_once():
+    add_process("ghost:9:dead", seconds_ago=60)
+    add_task("lost-once", "ghost:9:dead")
+    sent = []
+
+    assert mark_lost_tasks(15, notify=sent.append) == 1
+    add_process("ghost:9:dead", seconds_ago=60)
+    assert mark_lost_tasks(15, notify=sent.append) == 0
+
+    finished = MigrationLog.objects.filter(task_id="lost-once", event="finished")
+    assert finished.count() == 1
+    assert len(sent) == 1
+
+
+@pytest.mark.django_db
+def test_lost_update_conditional_on_process():
+    """The update is conditional on the process that supervised the task."""
+    add_process("ghost:10:dead", seconds_ago=60)
+    add_task("moved", "ghost:10:dead")
+
+    assert runtime_module._mark_lost("moved", "other:11:x", 15, timezone.now()) is None
+
+    assert MigrationTask.objects.get(task_id="moved").state == TaskState.RUNNING
+    assert not MigrationLog.objects.filter(task_id="moved", event="finished").exists()
+
+
+def test_status_read_marks_lost(runtime):
+    """A process that started no task still marks lost when a status is read."""
+    add_process("killed:12:old", seconds_ago=60)
+    add_task("orphan", "killed:12:old")
+    sent = []
+    runtime.set_sink_function("websocket", sent.append)
+
+    status = get_status("orphan")
+
+    assert status.state == "lost"
+    assert status.error["type"] == "lost"
+    assert runtime.local_supervisor() is None
+    assert [message["seq"] for message in sent] == [4]
+    assert sent[0]["state"] == "lost"
+
+
+def test_task_list_marks_lost(runtime, client):
+    add_process("killed:13:old", seconds_ago=60)
+    add_task("listed", "killed:13:old")
+    client.force_login(make_user(WATCH))
+
+    response = client.get(reverse("django_integration:task_list"))
+
+    assert response.status_code == 200
+    assert MigrationTask.objects.get(task_id="listed").state == TaskState.LOST
+
+
+def test_lost_check_rate_limited(runtime):
+    with override_settings(
+        MIGRATION_SUPERVISOR={"HEARTBEAT_INTERVAL": 600, "LOST_AFTER": 1200}
+    ):
+        add_process("fresh:14:new", seconds_ago=0)
+        add_task("checked-late", "fresh:14:new")
+        assert get_status("checked-late").state == "running"
+        SupervisorProcess.objects.filter(process_id="fresh:14:new").update(
+            heartbeat_at=timezone.now() - datetime.timedelta(seconds=3600)
+        )
+
+        assert get_status("checked-late").state == "running"
+        runtime.reset()
+        assert get_status("checked-late").state == "lost"
 
 
 @pytest.mark.django_db

@@ -2,8 +2,12 @@
 //
 // Reads its settings from the JSON in #migration-config, connects to the task's
 // WebSocket, and on a lost connection reconnects with exponential back-off,
-// asking only for the messages after the last seq it has. Every text from the
-// server is written with textContent, so markup in log lines shows literally.
+// asking only for the messages after the last seq it has. The server splits long
+// runs of messages over several frames: a snapshot carries the first stored
+// messages and "log"/"logs" frames the rest, and a replay answer ends with its
+// "replay" frame. Lines are placed by seq and shown once whatever frame brings
+// them. Every text from the server is written with textContent, so markup in log
+// lines shows literally.
 (function () {
   "use strict";
 
@@ -294,6 +298,9 @@
         break;
       case "replay":
         handleReplay(data);
+        break;
+      case "status":
+        applyStatus(data.task);
         break;
       case "cancel_result":
       case "error":
