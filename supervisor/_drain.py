@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import collections
+import contextlib
 import logging
 import os
 import signal
@@ -22,7 +22,7 @@ from ._framing import LineSplitter
 from ._outcome import decide_outcome
 from ._process import ChildLauncher
 from ._registry import TaskRegistry
-from ._sinks import SinkFanout
+from ._sinks import MESSAGE_OVERHEAD_BYTES, DropReport, SinkFanout
 from ._status import ErrorInfo, TaskState
 from ._stream import Message, utc_now
 from ._task import TaskRecord
@@ -35,8 +35,12 @@ READ_SIZE = 1 << 20
 #: Bytes of a rejected frame quoted in the warning about it.
 QUOTE_BYTES = 80
 MAX_FAILURE_DELAY = 1.0
+#: Seconds the thread waits at most for events before it checks deadlines again.
+MAX_WAIT = 3600.0
 #: Seconds to wait for a child killed at shutdown before giving up on it.
 KILL_WAIT = 5.0
+#: Seconds between two checks whether a child whose forkserver died still runs.
+ORPHAN_POLL_INTERVAL = 0.5
 
 Terminate = Callable[
     [Callable[[int], bool], Callable[[float], bool], float, Callable[[], None]], None
@@ -81,13 +85,20 @@ class DrainThread:
         os.set_blocking(self._wake_w, False)
         self._pipes: dict[int, tuple[TaskRecord, str]] = {}
         self._sentinels: dict[int, TaskRecord] = {}
+        #: Tasks whose forkserver died while their child still runs: no
+        #: sentinel tells of their end, so they are checked at every wake-up
+        #: (their pipes' end of file is one) and every `ORPHAN_POLL_INTERVAL`.
+        self._orphans: list[TaskRecord] = []
         self._outbox: list[Message] = []
         self._on_delivered: dict[int, Callable[[], None]] = {}
-        #: (sink name, dropped messages per task id), appended by sink threads.
-        self.drop_reports: collections.deque[tuple[str, dict[str, int]]] = (
-            collections.deque()
-        )
+        #: ``id()`` of the drop reports in the outbox.
+        self._reports: set[int] = set()
+        #: Estimated bytes per ``id()`` of the outbox's messages built from
+        #: frames, which may carry large options.
+        self._sizes: dict[int, int] = {}
         self._stopping = False
+        self._wake_lock = threading.Lock()
+        self._wake_closed = False
         self._thread = threading.Thread(
             target=self._run, name="supervisor-drain", daemon=True
         )
@@ -97,25 +108,30 @@ class DrainThread:
 
     def wake(self) -> None:
         """Make the thread look at the queue, cancels and timeouts now."""
-        try:
-            os.write(self._wake_w, b"\0")
-        except BlockingIOError:
-            pass  # A wake-up is already pending.
-        except OSError:
-            pass  # Closed after stop(); nothing left to wake.
+        # Under the lock, because after stop() closed the pipe its fd numbers
+        # may belong to another supervisor's pipe.
+        with self._wake_lock:
+            if self._wake_closed:
+                return
+            # BlockingIOError means that a wake-up is already pending.
+            with contextlib.suppress(BlockingIOError):
+                os.write(self._wake_w, b"\0")
 
     def stop(self) -> None:
-        """Stop the thread after it killed and reaped every child left."""
+        """Stop the thread after it killed and reaped every child left.
+
+        Safe to call twice: the self-pipe is closed once.
+        """
         self._stopping = True
         self.wake()
-        self._thread.join()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
-
-    def report_dropped(self, sink_name: str, counts: dict[str, int]) -> None:
-        """Note messages a sink gave up on; called from the sink's thread."""
-        self.drop_reports.append((sink_name, counts))
-        self.wake()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+        with self._wake_lock:
+            if self._wake_closed:
+                return
+            self._wake_closed = True
+            os.close(self._wake_r)
+            os.close(self._wake_w)
 
     def _run(self) -> None:
         self._warm_up()
@@ -135,6 +151,7 @@ class DrainThread:
         ready = self._wait_for_events()
         self._read_ready_pipes(ready)
         self._finish_exited_tasks(ready)
+        self._finish_exited_orphans()
         self._start_queued_tasks()
         self._stop_requested_tasks()
         self._report_dropped_messages()
@@ -164,9 +181,12 @@ class DrainThread:
                 for r in self._registry.running()
                 if r.deadline is not None and r.stop_reason is None
             ]
+        if self._orphans:
+            deadlines.append(time.monotonic() + ORPHAN_POLL_INTERVAL)
         if not deadlines:
             return None
-        return max(min(deadlines) - time.monotonic(), 0.0)
+        # poll() rejects waits longer than about 24 days, so wake up hourly.
+        return min(max(min(deadlines) - time.monotonic(), 0.0), MAX_WAIT)
 
     def _read_ready_pipes(self, ready: set[Any]) -> None:
         for fd in ready:
@@ -187,17 +207,19 @@ class DrainThread:
         if kind == "stderr":
             record.keep_stderr(chunk)
         lines, discarded = record.splitters[fd].feed(chunk)
+        if kind == "data":
+            self._take_frames(record, lines)
+        else:
+            for line in lines:
+                self._take_output_line(record, kind, line)
+        # After the lines, so that what the child wrote before the long line
+        # keeps its place in the stream.
         if discarded:
             self._warn(
                 record,
                 f"discarded {discarded} {kind} line(s) longer than "
                 f"{self._limits.max_frame_bytes} bytes",
             )
-        if kind == "data":
-            self._take_frames(record, lines)
-        else:
-            for line in lines:
-                self._take_output_line(record, kind, line)
         return True
 
     def _take_frames(self, record: TaskRecord, lines: list[bytes]) -> None:
@@ -207,7 +229,9 @@ class DrainThread:
                 frame = orjson.loads(line)
                 kind = frame["k"] if isinstance(frame, dict) else None
                 if kind == FRAME_LOG:
-                    self._outbox.extend(record.stream.log_frame(frame))
+                    messages = record.stream.log_frame(frame)
+                    self._sizes[id(messages[0])] = len(line) + MESSAGE_OVERHEAD_BYTES
+                    self._outbox.extend(messages)
                 elif kind in FRAME_KINDS:
                     if record.report is None:
                         record.report = frame
@@ -247,17 +271,57 @@ class DrainThread:
     def _finish_exited_tasks(self, ready: set[Any]) -> None:
         for handle in ready:
             record = self._sentinels.pop(handle, None)
-            if record is not None:
+            if record is None:
+                continue
+            if record.child_is_running():
+                self._adopt_orphan(record)
+            else:
                 self._finish(record)
+
+    def _adopt_orphan(self, record: TaskRecord) -> None:
+        """Keep a task whose sentinel fired because the forkserver died.
+
+        With forkserver, the sentinel is a socket to the forkserver, which
+        reports the exit status of its children. At its end of file the
+        standard library makes up the exit code 255, so the child's own end
+        is detected from its process instead, and its exit code stays unknown.
+        """
+        logger.error(
+            "Task %s lost its forkserver, but its child pid %s still runs; "
+            "watching the process instead",
+            record.task_id,
+            record.pid,
+        )
+        record.orphaned = True
+        self._orphans.append(record)
+        # Reaps the dead forkserver and starts a new one for the next tasks.
+        self._warm_up()
+
+    def _finish_exited_orphans(self) -> None:
+        if not self._orphans:
+            return
+        for record in [r for r in self._orphans if not r.child_is_running()]:
+            self._orphans.remove(record)
+            self._finish(record)
 
     def _finish(self, record: TaskRecord) -> None:
         record.mark_exited()
         record.sweep_group()
         self._read_remaining_output(record)
+        # Sinks drop for their limits when messages are handed over, so the
+        # drop report built by _end() must come after the task's last messages.
+        self._dispatch_messages()
         exitcode = self._reap(record)
         stderr_tail = record.stderr_tail.decode("utf-8", "replace")
+        # A job that reported before it was asked to stop ended on its own.
+        stop_reason = None if record.reported_before_stop else record.stop_reason
         outcome = decide_outcome(
-            record.report, record.stop_reason, exitcode, stderr_tail, record.timeout
+            record.report,
+            stop_reason,
+            exitcode,
+            stderr_tail,
+            record.timeout,
+            exit_status_known=not record.orphaned,
         )
         with self._registry.lock:
             record.move_to(outcome.state)
@@ -277,6 +341,8 @@ class DrainThread:
     def _end(self, record: TaskRecord, summary: str) -> None:
         """Queue the ``finished`` message and retire the task; hold the lock."""
         record.finished_at = utc_now()
+        for report in self._fanout.take_unreported(record.task_id):
+            self._report_drops(record, report)
         message = record.stream.finished(
             record.state, record.exit_code, record.signal, record.error, summary
         )
@@ -302,7 +368,8 @@ class DrainThread:
         if child is None:
             return None
         child.process.join()
-        exitcode = child.process.exitcode
+        # An orphan's join() returns the code the standard library made up.
+        exitcode = None if record.orphaned else child.process.exitcode
         child.process.close()
         os.close(child.alive_fd)
         return exitcode
@@ -334,6 +401,7 @@ class DrainThread:
         with self._registry.lock:
             record.child = child
             record.pid = child.process.pid
+            record.note_start_time()
             if record.timeout is not None:
                 record.deadline = time.monotonic() + record.timeout
             self._outbox.append(record.stream.started(record.pid, record.target))
@@ -421,33 +489,42 @@ class DrainThread:
             logger.exception("Task %s could not be stopped", record.task_id)
 
     def _report_dropped_messages(self) -> None:
-        while self.drop_reports:
-            sink_name, counts = self.drop_reports.popleft()
-            for task_id, count in counts.items():
-                self._report_dropped(sink_name, task_id, count)
+        for report in self._fanout.take_due_reports():
+            with self._registry.lock:
+                record = self._registry.active.get(report.task_id)
+                running = record is not None and record.state is TaskState.RUNNING
+            # The status already counts the drops of an ended task, whose
+            # stream takes no more messages.
+            if record is not None and running:
+                self._report_drops(record, report)
 
-    def _report_dropped(self, sink_name: str, task_id: str, count: int) -> None:
-        with self._registry.lock:
-            record = self._registry.active.get(task_id)
-            if record is None:
-                record = self._registry.ended.get(task_id)
-            if record is None:
-                return
-            record.dropped += count
-            running = record.state is TaskState.RUNNING
-        if running:
-            self._warn(
-                record,
-                f"sink {sink_name!r} lost {count} message(s) of this task because "
-                "too many were pending",
-            )
+    def _report_drops(self, record: TaskRecord, report: DropReport) -> None:
+        if report.over_bytes is None:
+            limit = f"{report.max_pending}"
+        else:
+            limit = f"{report.over_bytes} bytes"
+        message = record.stream.warning(
+            f"sink {report.sink!r} lost {report.dropped} message(s) of this task "
+            f"because more than {limit} were pending"
+        )
+        self._outbox.append(message)
+        self._reports.add(id(message))
+        logger.warning(
+            "Sink %s dropped %d messages of task %s because more than %s were pending",
+            report.sink,
+            report.dropped,
+            record.task_id,
+            limit,
+        )
 
     def _dispatch_messages(self) -> None:
         if not self._outbox:
             return
         messages, self._outbox = self._outbox, []
         on_delivered, self._on_delivered = self._on_delivered, {}
-        self._fanout.dispatch(messages, on_delivered)
+        reports, self._reports = self._reports, set()
+        sizes, self._sizes = self._sizes, {}
+        self._fanout.dispatch(messages, on_delivered, reports, sizes)
 
     def _kill_remaining(self) -> None:
         """Kill, reap and end every task still running when the thread stops."""
@@ -460,5 +537,16 @@ class DrainThread:
             if not wait([handle], KILL_WAIT):
                 logger.error("Task %s did not die after SIGKILL", record.task_id)
             del self._sentinels[handle]
+            self._finish(record)
+        for record in list(self._orphans):
+            logger.warning(
+                "Task %s still running at shutdown; killing it", record.task_id
+            )
+            record.stop_reason = record.stop_reason or "cancel"
+            record.send_signal(signal.SIGKILL)
+            deadline = time.monotonic() + KILL_WAIT
+            while record.child_is_running() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self._orphans.remove(record)
             self._finish(record)
         self._dispatch_messages()

@@ -36,28 +36,48 @@ def decide_outcome(
     exitcode: int | None,
     stderr_tail: str,
     timeout: float | None = None,
+    *,
+    exit_status_known: bool = True,
 ) -> Outcome:
     """Decide the outcome of a child that exited with ``exitcode``.
 
     ``exitcode`` is as multiprocessing reports it: negative for the signal that
-    killed the process. A ``result`` report wins over a cancel or timeout that
-    came too late to stop the job; otherwise the request decides.
+    killed the process. ``stop_reason`` is a cancel or timeout requested before
+    the job reported; it wins over the report, so a job that catches the cancel
+    and returns still ends cancelled. Without ``exit_status_known`` (the
+    forkserver that would have reported it died), the summary says so.
     """
+    outcome = _decide(report, stop_reason, exitcode, stderr_tail, timeout)
+    if exit_status_known:
+        return outcome
+    return dataclasses.replace(
+        outcome,
+        summary=f"{outcome.summary} (exit status unknown: its forkserver died)",
+    )
+
+
+def _decide(
+    report: dict[str, Any] | None,
+    stop_reason: str | None,
+    exitcode: int | None,
+    stderr_tail: str,
+    timeout: float | None,
+) -> Outcome:
     signal_text = None if exitcode is None or exitcode >= 0 else signal_name(-exitcode)
     exit_code = exitcode if exitcode is not None and exitcode >= 0 else None
     kind = None if report is None else report.get("k")
     code = report.get("code") if report is not None else None
 
-    if kind == "result" or (kind == "exit" and code in (0, None)):
-        return Outcome(
-            TaskState.SUCCEEDED, exit_code, signal_text, None, "Task succeeded"
-        )
     if stop_reason == "timeout":
         summary = "Task timed out" + (f" after {timeout:g} s" if timeout else "")
         return Outcome(TaskState.TIMED_OUT, exit_code, signal_text, None, summary)
     if stop_reason == "cancel" or kind == "cancelled":
         return Outcome(
             TaskState.CANCELLED, exit_code, signal_text, None, "Task cancelled"
+        )
+    if kind == "result" or (kind == "exit" and code in (0, None)):
+        return Outcome(
+            TaskState.SUCCEEDED, exit_code, signal_text, None, "Task succeeded"
         )
     if kind == "error" and report is not None:
         return _failed_with_exception(report, exit_code, signal_text)
@@ -93,8 +113,10 @@ def _crashed(
 ) -> Outcome:
     if signal_text is not None:
         cause = f"was killed by {signal_text}"
-    else:
+    elif exit_code is not None:
         cause = f"exited with code {exit_code}"
+    else:
+        cause = "ended"
     message = f"the child process {cause} without reporting a result"
     error = ErrorInfo(type="crashed", message=message, traceback=stderr_tail)
     return Outcome(

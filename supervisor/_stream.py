@@ -7,6 +7,8 @@ import functools
 import math
 from typing import Any
 
+from worker._truncate import cut_text
+
 from ._progress import ProgressTracker, describe_invalid
 from ._status import ErrorInfo, TaskState
 
@@ -163,10 +165,9 @@ class MessageStream:
         return [message, *(self.warning(text) for text in warnings)]
 
     def _cap(self, text: str) -> str:
-        if len(text) <= self.max_message_chars:
-            return text
-        cut = len(text) - self.max_message_chars
-        return f"{text[: self.max_message_chars]}... [{cut} characters cut]"
+        # The worker already cut its messages by the same rule, so this only
+        # changes output lines and frames from a child that bypassed it.
+        return cut_text(text, self.max_message_chars)
 
     def _merge_options(self, message: Message, options: object) -> None:
         if not options:

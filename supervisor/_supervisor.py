@@ -17,16 +17,18 @@ from ._drain import DrainThread, Terminate
 from ._escalation import terminate
 from ._process import ChildLauncher
 from ._registry import TaskRegistry
-from ._sinks import Sink, SinkFanout
+from ._sinks import DEFAULT_MAX_PENDING_BYTES, Sink, SinkFanout
 from ._status import TaskState, TaskStatus
 from ._stream import utc_now
 from ._task import TaskRecord
 from ._validation import (
+    check_task_id_type,
     resolve_target,
     validate_arguments,
     validate_task_id,
     validate_timeout,
     validate_total_steps,
+    validate_wait_timeout,
 )
 from .exceptions import SupervisorClosedError
 
@@ -50,9 +52,19 @@ class Supervisor:
     SIGTERM and, ``grace_period`` seconds later, SIGKILL. ``start_method`` is
     ``"forkserver"`` (default on Linux) or ``"spawn"``; ``"fork"`` is rejected.
 
-    ``max_pending_messages`` bounds the messages waiting per sink (the oldest
-    are dropped beyond it), ``max_ended_tasks`` the ended tasks kept for
-    ``status``, and ``sink_drain_timeout`` how long shutdown waits for sinks.
+    ``max_pending_messages`` bounds the messages waiting per sink, and
+    ``max_pending_bytes`` their estimated size in memory (the length of each
+    frame plus a fixed overhead per message). ``sink_max_pending`` and
+    ``sink_max_pending_bytes`` map sink names to bounds of their own, for
+    example ``{"database": 1000}``, which also apply to a sink of that name
+    added later by ``set_sink``. Beyond either bound, a sink drops the oldest
+    messages of the running task with the most pending, but never a
+    ``finished`` message. Each sink receives its own copy of every message, so
+    a sink may change the dicts it gets. The drops count in
+    ``TaskStatus.dropped`` at once, and a warning in the task's stream reports
+    them per sink, at most every 5 seconds and at the task's end.
+    ``max_ended_tasks`` bounds the ended tasks kept for ``status``, and
+    ``sink_drain_timeout`` how long shutdown waits for sinks.
 
     Threads: one drain thread, one thread per sink, and a short-lived thread per
     cancel. Call ``shutdown()`` (or use ``with``): otherwise children are only
@@ -73,12 +85,18 @@ class Supervisor:
         start_method: str | None = None,
         limits: Limits | None = None,
         max_pending_messages: int = 100_000,
+        sink_max_pending: Mapping[str, int] | None = None,
+        max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
+        sink_max_pending_bytes: Mapping[str, int] | None = None,
         max_ended_tasks: int = 10_000,
         sink_drain_timeout: float = 5.0,
     ) -> None:
         workers = (os.cpu_count() or 1) if max_workers is None else max_workers
         _check_positive_int("max_workers", workers)
         _check_positive_int("max_pending_messages", max_pending_messages)
+        _check_positive_int("max_pending_bytes", max_pending_bytes)
+        _check_sink_limits("sink_max_pending", sink_max_pending)
+        _check_sink_limits("sink_max_pending_bytes", sink_max_pending_bytes)
         _check_positive_int("max_ended_tasks", max_ended_tasks)
         _check_seconds("grace_period", grace_period)
         _check_seconds("sink_drain_timeout", sink_drain_timeout)
@@ -88,12 +106,17 @@ class Supervisor:
         self._launcher = ChildLauncher(start_method)
         self._registry = TaskRegistry(workers, max_ended_tasks)
         self._shutdown_lock = threading.Lock()
-        self._shut_down = False
+        self._shutting_down = False
+        self._shut_down = threading.Event()
         self._fanout = SinkFanout(
             {},
             max_pending=max_pending_messages,
+            max_pending_bytes=max_pending_bytes,
+            sink_max_pending=sink_max_pending,
+            sink_max_pending_bytes=sink_max_pending_bytes,
             batch_size=BATCH_SIZE,
-            on_dropped=self._report_dropped,
+            on_dropped=self._count_dropped,
+            on_report_due=self._wake_drain,
         )
         self._drain = DrainThread(
             self._registry,
@@ -160,6 +183,7 @@ class Supervisor:
         task's process group gets SIGTERM now and SIGKILL after the grace
         period; the call returns without waiting for either.
         """
+        check_task_id_type(task_id)
         with self._registry.lock:
             record = self._registry.active.get(task_id)
             if record is None:
@@ -195,6 +219,7 @@ class Supervisor:
         Raises UnknownTaskError for an id never started here, or ended so
         long ago that it was forgotten.
         """
+        check_task_id_type(task_id)
         with self._registry.lock:
             return self._registry.get(task_id).snapshot()
 
@@ -202,11 +227,14 @@ class Supervisor:
         """Wait until the task ended and every sink took its ``finished`` message.
 
         A sink that gave up on the message counts as done. Raises TimeoutError
-        after ``timeout`` seconds, and UnknownTaskError as ``status`` does.
+        after ``timeout`` seconds (None waits as long as it takes), and
+        UnknownTaskError as ``status`` does.
         """
+        check_task_id_type(task_id)
+        seconds = validate_wait_timeout(timeout)
         with self._registry.lock:
             record = self._registry.get(task_id)
-        if not record.delivered.wait(timeout):
+        if not record.delivered.wait(seconds):
             raise TimeoutError(
                 f"task {task_id!r} did not end within {timeout} s; it is "
                 f"{record.state.value}"
@@ -234,17 +262,29 @@ class Supervisor:
         With ``cancel_running`` false, waits for queued and running tasks to
         end on their own first. Sinks get ``sink_drain_timeout`` seconds to
         deliver what is pending before they are closed.
+
+        A second call waits for the first to finish, except from inside a
+        sink, where it returns at once: waiting there would hold up the sink
+        the first call waits for. Called from inside a sink, the shutdown does
+        not wait for that sink, which delivers what is pending once it returns
+        and is closed then.
         """
         with self._shutdown_lock:
-            if self._shut_down:
-                return
+            first = not self._shutting_down
+            self._shutting_down = True
+        if not first:
+            if not self._fanout.in_sink_thread():
+                self._shut_down.wait()
+            return
+        try:
             with self._registry.lock:
                 self._registry.closed = True
             self._end_tasks(cancel_running)
             self._drain.stop()
             self._fanout.stop(self._sink_drain_timeout)
             self._launcher.close()
-            self._shut_down = True
+        finally:
+            self._shut_down.set()
         logger.info("Supervisor shut down")
 
     def _end_tasks(self, cancel_running: bool) -> None:
@@ -267,8 +307,17 @@ class Supervisor:
         if self._registry.closed:
             raise SupervisorClosedError(_CLOSED_MESSAGE)
 
-    def _report_dropped(self, sink_name: str, counts: dict[str, int]) -> None:
-        self._drain.report_dropped(sink_name, counts)
+    def _count_dropped(self, sink_name: str, counts: dict[str, int]) -> None:
+        with self._registry.lock:
+            for task_id, count in counts.items():
+                record = self._registry.active.get(task_id)
+                if record is None:
+                    record = self._registry.ended.get(task_id)
+                if record is not None:
+                    record.dropped += count
+
+    def _wake_drain(self) -> None:
+        self._drain.wake()
 
 
 _CLOSED_MESSAGE = "the supervisor was shut down; create a new one to start tasks"
@@ -277,6 +326,19 @@ _CLOSED_MESSAGE = "the supervisor was shut down; create a new one to start tasks
 def _check_positive_int(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"invalid {name} {value!r}: use a positive int")
+
+
+def _check_sink_limits(option: str, limits: Mapping[str, int] | None) -> None:
+    if limits is None:
+        return
+    if not isinstance(limits, Mapping):
+        raise TypeError(
+            f"invalid {option} {limits!r}: use a mapping of sink names to positive ints"
+        )
+    for name, limit in limits.items():
+        if not isinstance(name, str):
+            raise TypeError(f"invalid sink name {name!r} in {option}: use a str")
+        _check_positive_int(f"{option}[{name!r}]", limit)
 
 
 def _check_seconds(name: str, value: object) -> None:

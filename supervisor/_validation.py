@@ -10,6 +10,7 @@ import importlib
 import inspect
 import math
 import re
+import threading
 from collections.abc import Callable, Mapping
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
@@ -22,11 +23,13 @@ from .exceptions import (
 
 __all__ = [
     "TASK_ID_PATTERN",
+    "check_task_id_type",
     "resolve_target",
     "validate_arguments",
     "validate_task_id",
     "validate_timeout",
     "validate_total_steps",
+    "validate_wait_timeout",
 ]
 
 TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -40,6 +43,18 @@ def validate_task_id(task_id: object) -> str:
             "0-9, '_' and '-'"
         )
     return task_id
+
+
+def check_task_id_type(task_id: object) -> None:
+    """Raise InvalidTaskIdError unless ``task_id`` is a str.
+
+    A str that breaks the id rule is left to the lookup, which finds no task.
+    """
+    if not isinstance(task_id, str):
+        raise InvalidTaskIdError(
+            f"invalid task id {task_id!r}: use a str of 1 to 64 characters from "
+            "A-Z, a-z, 0-9, '_' and '-'"
+        )
 
 
 def resolve_target(target: Callable[..., Any] | str) -> str:
@@ -157,12 +172,43 @@ def validate_total_steps(total_steps: object) -> int | None:
     return total_steps
 
 
+#: Longest timeout accepted, 30 days; a longer limit is better written as None.
+MAX_TIMEOUT = 30 * 24 * 3600.0
+
+
 def validate_timeout(timeout: object) -> float | None:
     """Return ``timeout`` in seconds if it is None or a positive finite number."""
     if timeout is None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, int | float):
         raise ValueError(f"invalid timeout {timeout!r}: use seconds > 0 or None")
-    if not math.isfinite(timeout) or timeout <= 0:
-        raise ValueError(f"invalid timeout {timeout!r}: use seconds > 0 or None")
+    if not math.isfinite(timeout) or not 0 < timeout <= MAX_TIMEOUT:
+        raise ValueError(
+            f"invalid timeout {timeout!r}: use seconds from 0 to {MAX_TIMEOUT:g} "
+            "(exclusive of 0), or None for no limit"
+        )
+    return float(timeout)
+
+
+def validate_wait_timeout(timeout: object) -> float | None:
+    """Return the seconds to wait for: None (or infinity) for no limit.
+
+    Raises TypeError for a value that is not a number, and ValueError for a
+    negative number or NaN.
+    """
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(
+            f"invalid timeout {timeout!r}: use a number of seconds >= 0, or None "
+            "to wait without a limit"
+        )
+    if math.isnan(timeout) or timeout < 0:
+        raise ValueError(
+            f"invalid timeout {timeout!r}: use a number of seconds >= 0, or None "
+            "to wait without a limit"
+        )
+    # Event.wait() raises OverflowError beyond TIMEOUT_MAX (about 292 years).
+    if timeout > threading.TIMEOUT_MAX:
+        return None
     return float(timeout)

@@ -27,7 +27,7 @@ def test_flooding_job_cancels_and_next_job_runs(
 ):
     supervisor = make_supervisor({"collector": collector}, grace_period=2.0)
     flood, after = task_id("flood"), task_id("after")
-    supervisor.start(flood, jobs.flood_large_messages, args=(200, 1 << 20))
+    supervisor.start(flood, jobs.flood_large_messages, args=(2000, 1 << 20))
     collector.wait_for(lambda: len(collector.of(flood)) >= 2)
     time.sleep(0.1)
 

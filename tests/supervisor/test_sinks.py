@@ -87,6 +87,54 @@ def test_overflowing_sink_drops_oldest_and_warns(make_supervisor, task_id):
     assert blocked[-1]["event"] == "finished"
 
 
+def test_blocked_sink_reports_drops_once(make_supervisor, task_id, monkeypatch):
+    """A sink over its own limit drops messages: one warning per task and sink
+    names the total, every sink receives it, and no other sink drops any."""
+    monkeypatch.setattr("supervisor._sinks.DROP_REPORT_INTERVAL", 3600.0)
+    gate = threading.Event()
+    blocked: list[dict] = []
+
+    def blocked_sink(message: dict) -> None:
+        gate.wait(30)
+        blocked.append(message)
+
+    collector = Collector()
+    supervisor = make_supervisor(
+        {"blocked": blocked_sink, "collector": collector},
+        max_pending_messages=100_000,
+        sink_max_pending={"blocked": 10},
+    )
+    tids = [task_id("drops-a"), task_id("drops-b")]
+    for tid in tids:
+        supervisor.start(tid, jobs.log_messages, args=(300,))
+    for tid in tids:
+        collector.wait_for(
+            lambda t=tid: any(m["event"] == "finished" for m in collector.of(t))
+        )
+    gate.set()
+
+    for tid in tids:
+        status = supervisor.wait(tid, 60)
+        streamed = collector.of(tid)
+        assert [m["seq"] for m in streamed] == list(range(1, len(streamed) + 1))
+        reports = [m["message"] for m in streamed if "lost" in m["message"]]
+        assert reports == [
+            f"sink 'blocked' lost {status.dropped} message(s) of this task "
+            "because more than 10 were pending"
+        ]
+        received = [m for m in blocked if m["task_id"] == tid]
+        assert len(received) + status.dropped == len(streamed)
+        assert received[-2]["message"] == reports[0]
+        assert received[-1]["event"] == "finished"
+
+
+def test_sink_max_pending_rejects_invalid_limit(make_supervisor):
+    with pytest.raises(ValueError, match=r"sink_max_pending\['db'\] 0"):
+        make_supervisor(sink_max_pending={"db": 0})
+    with pytest.raises(TypeError, match="sink_max_pending"):
+        make_supervisor(sink_max_pending=[("db", 10)])
+
+
 def test_set_sink_adds_replaces_and_removes(make_supervisor, task_id):
     first, second = Collector(), Collector()
     supervisor = make_supervisor()
