@@ -4,10 +4,11 @@ Starting a conversion saves the upload under ``DEMO_UPLOAD_ROOT/<task_id>/``
 and checks that it is a readable workbook, so a wrong file is rejected before
 any child starts. Then it starts the job with its output in
 ``DEMO_OUTPUT_ROOT/<task_id>/`` and the pause per step the person chose. A
-rejected upload redirects back to the page with the reason as an error
-message. The person then watches the task page of the ``django_integration``
-app and, once the task succeeded, downloads the ``.SemanticModel`` folder as a
-zip from there or from here.
+rejected upload shows the page again with the reason as an error message and
+an error status (400, or 413 for a file over the size limit). The person then
+watches the task page of the ``django_integration`` app and, once the task
+succeeded, downloads the ``.SemanticModel`` folder as a zip from there or from
+here.
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ _UNSAFE_FILE_CHARACTERS = re.compile(r"[^A-Za-z0-9._ -]")
 
 class UploadRejected(Exception):
     """The request cannot start a conversion, for the reason in the message."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        #: HTTP status of the page that shows the reason.
+        self.status = status
 
 
 _REPOSITORY = Path(__file__).resolve().parent.parent
@@ -119,7 +125,10 @@ def start(request: HttpRequest) -> HttpResponse:
         shutil.rmtree(upload_root() / task_id, ignore_errors=True)
         logger.info("task %s: upload rejected: %s", task_id, exc)
         messages.error(request, str(exc))
-        return redirect("demo:index")
+        # The page itself carries the error status, so scripts see it too.
+        response = _render_index(request)
+        response.status_code = exc.status
+        return response
     output = output_root() / task_id
     start_migration(
         task_id,
@@ -179,6 +188,7 @@ def _save_upload(upload: UploadedFile, task_id: str, limit: int) -> Path:
         raise UploadRejected(
             f"{original!r} is {_size_text(upload.size)}; workbooks of at most "
             f"{_size_text(limit)} are accepted.",
+            status=413,
         )
     stem = _UNSAFE_FILE_CHARACTERS.sub("_", Path(original).stem).strip(" .")[:100]
     folder = upload_root() / task_id

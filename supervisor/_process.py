@@ -102,13 +102,8 @@ class LaunchedChild:
     data_fd: int
     stdout_fd: int
     stderr_fd: int
-    #: Write end of the alive pipe; closing it tells the child to stop.
-    #:
-    #: NOTE: when the web process dies, the child's watchdog (in the worker)
-    #: kills only the child's process group, so a grandchild that called
-    #: ``setsid`` survives. The fix belongs to the child: make it a subreaper
-    #: (``prctl(PR_SET_CHILD_SUBREAPER)``) so that orphaned descendants stay
-    #: below it, and have the watchdog kill its descendants before the group.
+    #: Write end of the alive pipe; closing it (or the web process dying) makes
+    #: the child kill every descendant and then its process group.
     alive_fd: int
 
 

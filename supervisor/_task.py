@@ -172,7 +172,8 @@ class TaskRecord:
         NOTE: a grandchild that got SIGTERM with the job is killed as soon as
         the job's process exits, even if its own cleanup needed longer. A
         grandchild that left the group (``setsid``) of a job that was never
-        cancelled is not found, because its parent link is gone by now.
+        cancelled is not found here once the job's process is gone, because
+        the child, its subreaper, no longer exists to keep the parent link.
         """
         if self.pid is None:
             return

@@ -1,12 +1,14 @@
 """The entry point of a child process started by the supervisor.
 
 `main` prepares the process before the job runs, in this order. The child
-leads its own process group, and a watchdog kills that group when the web
-process goes away. Stdout and stderr go to the supervisor's pipes,
-faulthandler writes to stderr, and the frame channel is installed. Only then
-does SIGTERM raise `Cancelled`: a SIGTERM that arrives earlier ends the
-process by the default action, silently, and the supervisor that sent it
-reports the task cancelled. Then `main` runs the job and reports how it ended.
+leads its own process group, and a watchdog kills the child's descendants and
+that group when the web process goes away. Stdout and stderr go to the
+supervisor's pipes, faulthandler writes to stderr, the frame channel is
+installed, and on Linux the child becomes the subreaper of its descendants, so
+that none escapes the watchdog by leaving the group. Only then does SIGTERM
+raise `Cancelled`: a SIGTERM that arrives earlier ends the process by the
+default action, silently, and the supervisor that sent it reports the task
+cancelled. Then `main` runs the job and reports how it ended.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from worker._frames import (
 from worker._jsonsafe import text_of, type_name
 from worker._runtime import RUNTIME
 from worker._spec import FRAME_ERROR, ChildSpec, Limits
+from worker._subreaper import become_subreaper, kill_descendants
 from worker._truncate import fit_frame
 
 #: Exit status if the SIGTERM the child sends itself after a cancel does not end it.
@@ -65,6 +68,7 @@ def main(spec: ChildSpec) -> None:
     guard = CancelGuard()
     channel = Channel(_take_fd(spec.data), guard)
     RUNTIME.install(channel, spec.task_id, spec.total_steps, spec.limits)
+    _become_subreaper()
     job_pid = os.getpid()
 
     outcome = _run_job(spec, guard)
@@ -97,7 +101,7 @@ def load_target(path: str) -> Callable[..., object]:
 
 def _start_watchdog(alive: Connection) -> None:
     # Processes that the job forks have no copy of this thread, because
-    # threads do not survive fork. This one kills them with the group.
+    # threads do not survive fork. This one kills them all.
     thread = threading.Thread(
         target=_kill_group_when_parent_exits,
         args=(alive,),
@@ -105,6 +109,22 @@ def _start_watchdog(alive: Connection) -> None:
         daemon=True,
     )
     thread.start()
+
+
+def _become_subreaper() -> None:
+    # NOTE: orphans that exit while the job runs stay zombies of this process,
+    # because waiting for any child here would take the exit status of the
+    # job's own children from the job (subprocess, multiprocessing). Init, or
+    # a subreaper above this process, reaps them once this process ends.
+    try:
+        become_subreaper()
+    except OSError as exc:
+        _notice(
+            "subreaper",
+            f"prctl(PR_SET_CHILD_SUBREAPER) failed ({exc}), so a process the "
+            "job starts can outlive the web process once its parent exits "
+            "and it leaves the process group",
+        )
 
 
 def _kill_group_when_parent_exits(alive: Connection) -> None:
@@ -117,6 +137,16 @@ def _kill_group_when_parent_exits(alive: Connection) -> None:
                 break
         except OSError:
             break
+    # The killed descendants become zombies of their parents or of this
+    # subreaper. Init, or a subreaper above this process, reaps them once the
+    # group kill below ends this process too.
+    try:
+        kill_descendants(os.getpid())
+    finally:
+        _kill_group()
+
+
+def _kill_group() -> None:
     if os.getpgrp() == os.getpid():
         os.killpg(os.getpgrp(), signal.SIGKILL)
     os.kill(os.getpid(), signal.SIGKILL)

@@ -200,6 +200,7 @@
     }
     if (elements.cancelButton) {
       elements.cancelButton.disabled = true;
+      elements.cancelButton.hidden = true;
     }
     closeWhenComplete();
   }
@@ -359,7 +360,10 @@
       });
       const body = await response.json().catch(function () { return {}; });
       if (response.ok) {
-        showNotice("Cancel requested; waiting for the job to stop.", "cancel");
+        // The task may have ended while the request was in flight.
+        if (!ended) {
+          showNotice("Cancel requested; waiting for the job to stop.", "cancel");
+        }
       } else {
         showNotice(String(body.error || body.message || "Cancel failed (HTTP " + response.status + ")."));
         elements.cancelButton.disabled = ended;

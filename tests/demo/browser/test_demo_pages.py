@@ -56,6 +56,7 @@ def test_failed_upload_shows_error_box(page: Page, demo_server, tmp_path):
     page.set_input_files("input[name=workbook]", notes)
     page.get_by_role("button", name="Start").click()
 
-    page.wait_for_url(demo_server.base_url + "/")
+    # The rejected upload comes back as the same page, with a 400 status.
+    page.wait_for_url(demo_server.base_url + "/start/")
     expect(page.get_by_role("alert")).to_contain_text("'notes.twb' is not well-formed")
     expect(page.get_by_role("button", name="Start")).to_be_visible()
