@@ -20,6 +20,7 @@ def pytest_collection_modifyitems(
     config: pytest.Config, items: list[pytest.Item]
 ) -> None:
     if BACKEND != "services":
+        _deselect_services_backend_tests(config, items)
         return
     missing = []
     if not services.postgres_available():
@@ -37,3 +38,19 @@ def pytest_collection_modifyitems(
         raise pytest.UsageError(f"{reason} (MIGRATION_TEST_REQUIRE_SERVICES=1)")
     for item in items:
         item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def _deselect_services_backend_tests(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Leave out tests that only mean something on a shared database server.
+
+    ``run.py test`` runs them in its second pass, on PostgreSQL and Redis.
+    """
+    kept, left_out = [], []
+    for item in items:
+        marked = item.get_closest_marker("services_backend") is not None
+        (left_out if marked else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept

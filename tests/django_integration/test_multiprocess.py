@@ -285,12 +285,8 @@ def helper_process(*arguments):
 
 @pytest.mark.slow
 @pytest.mark.postgres
+@pytest.mark.services_backend
 def test_cancel_across_processes(transactional_db, unique_id):
-    if connection.vendor != "postgresql":
-        pytest.skip(
-            "two web processes need a shared database server; run with "
-            "MIGRATION_TEST_BACKEND=services"
-        )
     services.require_postgres()
 
     with helper_process("start", unique_id) as starter:
