@@ -152,7 +152,11 @@ if _REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [_REDIS_URL]},
+            "CONFIG": {
+                # redis-py 8 times out reads after 5 s, which ends every idle
+                # consumer; channels-redis needs no socket timeout.
+                "hosts": [{"address": _REDIS_URL, "socket_timeout": None}],
+            },
         }
     }
 else:

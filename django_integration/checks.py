@@ -13,6 +13,8 @@ django_integration.E007 ``"channels"`` is not in ``INSTALLED_APPS``
 django_integration.E008 ``CHANNEL_LAYERS`` has no ``"default"`` layer
 django_integration.W001 the in-memory channel layer is used with a database
                         other than SQLite
+django_integration.W002 a channels-redis host keeps redis-py's read timeout,
+                        which ends idle WebSocket consumers
 ======================  =======================================================
 """
 
@@ -115,5 +117,30 @@ def check_layer_matches_database(app_configs: Any = None, **kwargs: Any) -> list
             hint="Use channels_redis.core.RedisChannelLayer when more than one "
             "web process serves the site.",
             id="django_integration.W001",
+        )
+    ]
+
+
+@checks.register()
+def check_redis_hosts_without_read_timeout(
+    app_configs: Any = None, **kwargs: Any
+) -> list[Any]:
+    layers = getattr(settings, "CHANNEL_LAYERS", None)
+    layer = layers.get("default") if isinstance(layers, dict) else None
+    if not isinstance(layer, dict) or not str(layer.get("BACKEND", "")).startswith(
+        "channels_redis."
+    ):
+        return []
+    hosts = (layer.get("CONFIG") or {}).get("hosts") or []
+    if all(isinstance(host, dict) and "socket_timeout" in host for host in hosts):
+        return []
+    return [
+        checks.Warning(
+            "a channels-redis host has no 'socket_timeout'; redis-py 8 then "
+            "times out reads after 5 s, which closes every WebSocket consumer "
+            "that waits longer for a message (close code 1011)",
+            hint='Write each host as {"address": "redis://...", '
+            '"socket_timeout": None}.',
+            id="django_integration.W002",
         )
     ]

@@ -86,7 +86,12 @@ if BACKEND == "services":
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"test{os.getpid()}"},
+            "CONFIG": {
+                # redis-py 8 times out reads after 5 s, which ends every idle
+                # consumer; channels-redis needs no socket timeout.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+                "prefix": f"test{os.getpid()}",
+            },
         }
     }
 else:

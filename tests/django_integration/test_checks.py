@@ -12,6 +12,7 @@ from django_integration.checks import (
     check_channel_layer_configured,
     check_channels_installed,
     check_layer_matches_database,
+    check_redis_hosts_without_read_timeout,
     check_settings_valid,
     check_target_importable,
 )
@@ -132,3 +133,34 @@ def test_settings_merged_over_defaults():
     assert merged.max_workers == 3
     assert merged.heartbeat_interval == 2.0
     assert merged.watch_permission == "django_integration.watch_any_migration"
+
+
+REDIS_LAYER = "channels_redis.core.RedisChannelLayer"
+
+
+@pytest.mark.parametrize(
+    "hosts",
+    [
+        ["redis://127.0.0.1:6379/0"],
+        [{"address": "redis://127.0.0.1:6379/0"}],
+        [{"address": "redis://a", "socket_timeout": None}, "redis://b"],
+    ],
+)
+def test_redis_host_without_timeout_warns(settings, hosts):
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": REDIS_LAYER, "CONFIG": {"hosts": hosts}}
+    }
+    assert ids(check_redis_hosts_without_read_timeout()) == ["django_integration.W002"]
+
+
+def test_redis_host_with_timeout_passes(settings):
+    host = {"address": "redis://127.0.0.1:6379/0", "socket_timeout": None}
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": REDIS_LAYER, "CONFIG": {"hosts": [host]}}
+    }
+    assert check_redis_hosts_without_read_timeout() == []
+
+
+def test_in_memory_layer_needs_no_timeout(settings):
+    settings.CHANNEL_LAYERS = IN_MEMORY
+    assert check_redis_hosts_without_read_timeout() == []

@@ -42,7 +42,11 @@ DATABASES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [os.environ["FAULTS_REDIS_URL"]]},
+        "CONFIG": {
+            "hosts": [
+                {"address": os.environ["FAULTS_REDIS_URL"], "socket_timeout": None}
+            ]
+        },
     }
 }
 
