@@ -11,7 +11,7 @@ import time
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import wait
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -19,10 +19,16 @@ from worker._spec import FRAME_KINDS, FRAME_LOG, Limits
 
 from ._escalation import terminate
 from ._framing import LineSplitter
-from ._outcome import decide_outcome
+from ._outcome import Outcome, decide_outcome
 from ._process import ChildLauncher
 from ._registry import TaskRegistry
-from ._sinks import MESSAGE_OVERHEAD_BYTES, DropReport, SinkFanout
+from ._sinks import (
+    HIGH_WATER_DIVISOR,
+    LOW_WATER_DIVISOR,
+    MESSAGE_OVERHEAD_BYTES,
+    DropReport,
+    SinkFanout,
+)
 from ._status import ErrorInfo, TaskState
 from ._stream import Message, utc_now
 from ._task import TaskRecord
@@ -41,6 +47,11 @@ MAX_WAIT = 3600.0
 KILL_WAIT = 5.0
 #: Seconds between two checks whether a child whose forkserver died still runs.
 ORPHAN_POLL_INTERVAL = 0.5
+#: Seconds between two checks of the sinks while log frames are held back,
+#: in case a sink stalls instead of draining.
+HOLD_POLL_INTERVAL = 0.1
+
+_V = TypeVar("_V")
 
 Terminate = Callable[
     [Callable[[int], bool], Callable[[float], bool], float, Callable[[], None]], None
@@ -96,6 +107,15 @@ class DrainThread:
         #: Estimated bytes per ``id()`` of the outbox's messages built from
         #: frames, which may carry large options.
         self._sizes: dict[int, int] = {}
+        #: ``id()`` of the outbox's messages known to hold no dict or list.
+        self._flat: set[int] = set()
+        #: Set while a healthy sink has too much pending: the data pipes are
+        #: not read, so the jobs wait in their writes and nothing is dropped.
+        self._holding = False
+        #: Output lines read into the outbox while log frames were held back.
+        self._held_lines = 0
+        #: Exited tasks whose outcome is decided, ended once the outbox is empty.
+        self._ending: list[tuple[TaskRecord, Outcome]] = []
         self._stopping = False
         self._wake_lock = threading.Lock()
         self._wake_closed = False
@@ -156,6 +176,9 @@ class DrainThread:
         self._stop_requested_tasks()
         self._report_dropped_messages()
         self._dispatch_messages()
+        self._end_exited_tasks()
+        self._dispatch_messages()
+        self._update_holding()
 
     def _warm_up(self) -> None:
         try:
@@ -163,9 +186,29 @@ class DrainThread:
         except Exception:
             logger.exception("Could not start the forkserver; retrying per task")
 
+    def _update_holding(self) -> None:
+        """Hold the data pipes back while a healthy sink has too much pending.
+
+        Reading resumes once the held messages went out and every healthy
+        sink is down to its low-water mark; the sinks wake the thread then.
+        """
+        divisor = LOW_WATER_DIVISOR if self._holding else HIGH_WATER_DIVISOR
+        hold_back = bool(self._outbox) or self._fanout.healthy_above(divisor)
+        if hold_back and not self._holding:
+            logger.debug("Holding the jobs' log frames back until the sinks catch up")
+        self._holding = hold_back
+        if hold_back:
+            self._fanout.want_drained()
+
     def _wait_for_events(self) -> set[Any]:
-        handles = [self._wake_r, *self._pipes, *self._sentinels]
-        ready = set(wait(handles, self._seconds_to_next_deadline()))
+        pipes = self._pipes
+        if self._holding:
+            pipes = {fd: v for fd, v in pipes.items() if v[1] != "data"}
+        handles = [self._wake_r, *pipes, *self._sentinels]
+        timeout = self._seconds_to_next_deadline()
+        if self._holding and (timeout is None or timeout > HOLD_POLL_INTERVAL):
+            timeout = HOLD_POLL_INTERVAL
+        ready = set(wait(handles, timeout))
         if self._wake_r in ready:
             try:
                 while os.read(self._wake_r, 4096):
@@ -231,6 +274,9 @@ class DrainThread:
                 if kind == FRAME_LOG:
                     messages = record.stream.log_frame(frame)
                     self._sizes[id(messages[0])] = len(line) + MESSAGE_OVERHEAD_BYTES
+                    # Options are the only values a log frame may nest.
+                    first_flat = 1 if frame.get("options") else 0
+                    self._flat.update(map(id, messages[first_flat:]))
                     self._outbox.extend(messages)
                 elif kind in FRAME_KINDS:
                     if record.report is None:
@@ -248,7 +294,11 @@ class DrainThread:
 
     def _take_output_line(self, record: TaskRecord, kind: str, line: bytes) -> None:
         text = line.decode("utf-8", "replace").removesuffix("\r")
-        self._outbox.append(record.stream.output_line(kind, text))
+        message = record.stream.output_line(kind, text)
+        if self._holding:
+            self._held_lines += 1
+        self._flat.add(id(message))
+        self._outbox.append(message)
 
     def _close_pipe(self, fd: int) -> None:
         record, kind = self._pipes.pop(fd)
@@ -305,12 +355,11 @@ class DrainThread:
             self._finish(record)
 
     def _finish(self, record: TaskRecord) -> None:
+        """Read what the exited child left, decide its outcome, and end the
+        task once its messages went to the sinks."""
         record.mark_exited()
         record.sweep_group()
         self._read_remaining_output(record)
-        # Sinks drop for their limits when messages are handed over, so the
-        # drop report built by _end() must come after the task's last messages.
-        self._dispatch_messages()
         exitcode = self._reap(record)
         stderr_tail = record.stderr_tail.decode("utf-8", "replace")
         # A job that reported before it was asked to stop ended on its own.
@@ -323,6 +372,26 @@ class DrainThread:
             record.timeout,
             exit_status_known=not record.orphaned,
         )
+        self._ending.append((record, outcome))
+        self._end_exited_tasks()
+
+    def _end_exited_tasks(self, *, force: bool = False) -> None:
+        """End the exited tasks once the outbox went to the sinks.
+
+        Sinks drop for their limits when messages are handed over, so the drop
+        report built by _end() must come after the task's last messages.
+        ``force`` hands the outbox over whatever the sinks have pending.
+        """
+        if not self._ending:
+            return
+        self._dispatch_messages(force=force)
+        if self._outbox:
+            return
+        ending, self._ending = self._ending, []
+        for record, outcome in ending:
+            self._conclude(record, outcome)
+
+    def _conclude(self, record: TaskRecord, outcome: Outcome) -> None:
         with self._registry.lock:
             record.move_to(outcome.state)
             record.exit_code = outcome.exit_code
@@ -436,7 +505,8 @@ class DrainThread:
         to_stop = []
         with self._registry.lock:
             for record in self._registry.running():
-                if record.child is None or record.stop_started:
+                exited = record.exited.is_set()
+                if record.child is None or record.stop_started or exited:
                     continue
                 if record.deadline is not None and now >= record.deadline:
                     record.stop_reason = record.stop_reason or "timeout"
@@ -517,14 +587,39 @@ class DrainThread:
             limit,
         )
 
-    def _dispatch_messages(self) -> None:
+    def _dispatch_messages(self, *, force: bool = False) -> None:
+        """Hand the outbox to the sinks, as much as the healthy ones can take.
+
+        The rest stays in the outbox, in order; ``force`` hands over all.
+        """
         if not self._outbox:
             return
-        messages, self._outbox = self._outbox, []
-        on_delivered, self._on_delivered = self._on_delivered, {}
-        reports, self._reports = self._reports, set()
-        sizes, self._sizes = self._sizes, {}
-        self._fanout.dispatch(messages, on_delivered, reports, sizes)
+        room = None if force else self._fanout.room()
+        # Output lines are still read while log frames are held back, so a
+        # child flooding stdout is bounded here: past a sink's bound, the
+        # sinks take them and drop for their limits.
+        if self._held_lines > self._fanout.max_pending:
+            room = None
+        if room is None or room >= len(self._outbox):
+            messages, self._outbox = self._outbox, []
+            on_delivered, self._on_delivered = self._on_delivered, {}
+            reports, self._reports = self._reports, set()
+            sizes, self._sizes = self._sizes, {}
+            flat, self._flat = self._flat, set()
+        elif room == 0:
+            return
+        else:
+            messages, self._outbox = self._outbox[:room], self._outbox[room:]
+            ids = {id(message) for message in messages}
+            on_delivered = _take(self._on_delivered, ids)
+            sizes = _take(self._sizes, ids)
+            reports = self._reports & ids
+            self._reports -= reports
+            flat = self._flat & ids
+            self._flat -= flat
+        if not self._outbox:
+            self._held_lines = 0
+        self._fanout.dispatch(messages, on_delivered, reports, sizes, flat)
 
     def _kill_remaining(self) -> None:
         """Kill, reap and end every task still running when the thread stops."""
@@ -549,4 +644,10 @@ class DrainThread:
                 time.sleep(0.05)
             self._orphans.remove(record)
             self._finish(record)
-        self._dispatch_messages()
+        self._end_exited_tasks(force=True)
+        self._dispatch_messages(force=True)
+
+
+def _take(values: dict[int, _V], keys: set[int]) -> dict[int, _V]:
+    """Remove and return the entries of ``values`` whose key is in ``keys``."""
+    return {key: values.pop(key) for key in keys & values.keys()}

@@ -13,7 +13,17 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from ._stream import Message
 
-__all__ = ["BatchSink", "DropReport", "Envelope", "Sink", "SinkFanout", "SinkWorker"]
+__all__ = [
+    "HIGH_WATER_DIVISOR",
+    "LOW_WATER_DIVISOR",
+    "STALL_SECONDS",
+    "BatchSink",
+    "DropReport",
+    "Envelope",
+    "Sink",
+    "SinkFanout",
+    "SinkWorker",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +50,13 @@ MESSAGE_OVERHEAD_BYTES = 512
 LOOP_FAILURE_DELAY = 0.5
 #: Estimated bytes of pending messages per sink beyond which it drops some.
 DEFAULT_MAX_PENDING_BYTES = 256 << 20
+#: Seconds without a delivery, while messages are pending, after which a sink
+#: counts as stalled and no longer holds the jobs back.
+STALL_SECONDS = 5.0
+#: A healthy sink with more than ``1/HIGH_WATER_DIVISOR`` of a limit pending
+#: holds the jobs back until it is down to ``1/LOW_WATER_DIVISOR``.
+HIGH_WATER_DIVISOR = 2
+LOW_WATER_DIVISOR = 4
 
 
 class DropReport(NamedTuple):
@@ -126,6 +143,8 @@ class SinkWorker:
         on_dropped: Callable[[str, dict[str, int]], None],
         on_finished: Callable[[str, int], None],
         on_report_due: Callable[[], None],
+        on_drained: Callable[[], None] = lambda: None,
+        stall_seconds: float = STALL_SECONDS,
     ) -> None:
         self.name = name
         self.max_pending = max_pending
@@ -135,6 +154,13 @@ class SinkWorker:
         self._on_dropped = on_dropped
         self._on_finished = on_finished
         self._on_report_due = on_report_due
+        self._on_drained = on_drained
+        self._stall_seconds = stall_seconds
+        #: When the sink last accepted a call, or became busy after being idle.
+        self._progress_at = time.monotonic()
+        #: Set while someone waits for the pending messages to fall to the
+        #: low-water mark; cleared when ``on_drained`` is called.
+        self._drain_wanted = False
         #: Pending messages per task in seq order; the order of the tasks is the
         #: order in which batches visit them.
         self._queues: collections.OrderedDict[str, collections.deque[Envelope]] = (
@@ -171,6 +197,12 @@ class SinkWorker:
         return self._sink
 
     @property
+    def pending(self) -> int:
+        """The pending messages that count against the limit."""
+        with self._condition:
+            return self._counted
+
+    @property
     def pending_bytes(self) -> int:
         """Estimated bytes of the pending messages that count against the budget."""
         with self._condition:
@@ -180,6 +212,48 @@ class SinkWorker:
         """Return whether the caller runs in this worker's thread (inside the sink)."""
         return threading.current_thread() is self._thread
 
+    def healthy(self) -> bool:
+        """Return whether the sink neither fails nor stalls.
+
+        A sink stalls when it delivered nothing for ``stall_seconds`` while
+        messages were pending. Only a healthy sink holds the jobs back.
+        """
+        with self._condition:
+            if self._failures:
+                return False
+            if not (self._queues or self._in_flight):
+                return True
+            return time.monotonic() - self._progress_at < self._stall_seconds
+
+    def room(self) -> int:
+        """Return how many more messages may be queued without passing a limit.
+
+        Zero while the pending bytes are above half their budget, because the
+        size of the next messages is not known.
+        """
+        with self._condition:
+            if self._counted_bytes > self.max_pending_bytes // 2:
+                return 0
+            return max(self.max_pending - self._counted, 0)
+
+    def above(self, divisor: int) -> bool:
+        """Return whether more than ``1/divisor`` of either limit is pending."""
+        with self._condition:
+            return self._above(divisor)
+
+    def want_drained(self) -> None:
+        """Call ``on_drained`` once at most a quarter of either limit (the
+        low-water mark) is pending, unless that is already so."""
+        with self._condition:
+            if self._above(LOW_WATER_DIVISOR):
+                self._drain_wanted = True
+
+    def _above(self, divisor: int) -> bool:
+        return (
+            self._counted > self.max_pending // divisor
+            or self._counted_bytes > self.max_pending_bytes // divisor
+        )
+
     def replace(self, sink: Sink) -> None:
         """Send pending and later messages to ``sink`` instead."""
         self._sink = sink
@@ -188,6 +262,8 @@ class SinkWorker:
         """Queue messages for delivery without waiting for the sink."""
         with self._condition:
             idle = not self._queues
+            if idle and not self._in_flight:
+                self._progress_at = time.monotonic()
             for envelope in envelopes:
                 self._queue_of(envelope.task_id).append(envelope)
                 if envelope.report:
@@ -381,10 +457,16 @@ class SinkWorker:
             if self._abandon.is_set():
                 return False
             self._in_flight = []
+            self._progress_at = time.monotonic()
             report_due = bool(self._unreported) and self._mark_due(time.monotonic())
+            drained = self._drain_wanted and not self._above(LOW_WATER_DIVISOR)
+            if drained:
+                self._drain_wanted = False
         self._report_finished(batch)
         if report_due:
             self._on_report_due()
+        if drained:
+            self._on_drained()
         return True
 
     def _take(self) -> list[Envelope] | None:
@@ -525,6 +607,8 @@ class SinkFanout:
         batch_size: int,
         on_dropped: Callable[[str, dict[str, int]], None],
         on_report_due: Callable[[], None] = lambda: None,
+        on_drained: Callable[[], None] = lambda: None,
+        stall_seconds: float = STALL_SECONDS,
     ) -> None:
         self._max_pending = max_pending
         self._max_pending_bytes = max_pending_bytes
@@ -533,6 +617,8 @@ class SinkFanout:
         self._batch_size = batch_size
         self._on_dropped = on_dropped
         self._on_report_due = on_report_due
+        self._on_drained = on_drained
+        self._stall_seconds = stall_seconds
         self._lock = threading.Lock()
         self._workers: dict[str, SinkWorker] = {}
         self._keys = itertools.count()
@@ -548,6 +634,7 @@ class SinkFanout:
         on_delivered: Mapping[int, Callable[[], None]] | None = None,
         reports: Collection[int] = (),
         sizes: Mapping[int, int] | None = None,
+        flat: Collection[int] = (),
     ) -> None:
         """Queue ``messages`` at every sink, in order.
 
@@ -557,7 +644,9 @@ class SinkFanout:
         No sink drops them for its limit, and none counts them when it gives up.
         ``sizes`` maps ``id(message)`` to its estimated bytes where the caller
         knows better than the length of its text plus `MESSAGE_OVERHEAD_BYTES`,
-        for example from the frame's length.
+        for example from the frame's length. ``flat`` contains the ``id()`` of
+        messages known to hold no dict or list, which a shallow copy suffices
+        for.
         """
         ready: list[Callable[[], None]] = []
         with self._lock:
@@ -573,13 +662,39 @@ class SinkFanout:
             envelopes = _envelopes_of(messages, keys, reports, sizes or {})
             # The copies are made before the first sink can change the
             # original.
-            copies = [_copy_envelopes(envelopes) for _ in workers[1:]]
+            copies = [_copy_envelopes(envelopes, flat) for _ in workers[1:]]
             # put() may report dropped messages through callbacks that take
             # locks, so it runs outside this one.
             for worker, batch in zip(workers, [envelopes, *copies], strict=True):
                 worker.put(batch)
         for callback in ready:
             callback()
+
+    @property
+    def max_pending(self) -> int:
+        """The bound of pending messages of a sink without a bound of its own."""
+        return self._max_pending
+
+    def room(self) -> int | None:
+        """Return how many more messages every healthy sink can take.
+
+        None when no sink is healthy: a failing or stalled sink holds nobody
+        back, it drops for its limits instead.
+        """
+        rooms = [w.room() for w in self._current_workers() if w.healthy()]
+        return min(rooms) if rooms else None
+
+    def healthy_above(self, divisor: int) -> bool:
+        """Return whether a healthy sink has more than ``1/divisor`` of a
+        limit pending."""
+        return any(w.above(divisor) and w.healthy() for w in self._current_workers())
+
+    def want_drained(self) -> None:
+        """Have ``on_drained`` called once by each healthy sink above its
+        low-water mark when it gets down to that mark."""
+        for worker in self._current_workers():
+            if worker.healthy():
+                worker.want_drained()
 
     def take_due_reports(self) -> list[DropReport]:
         """Return the drop counts whose report is due, from every sink."""
@@ -635,6 +750,8 @@ class SinkFanout:
                     on_dropped=self._on_dropped,
                     on_finished=self._finished_at,
                     on_report_due=self._on_report_due,
+                    on_drained=self._on_drained,
+                    stall_seconds=self._stall_seconds,
                 )
                 return
             if worker is not None:
@@ -700,14 +817,14 @@ def _envelopes_of(
     return envelopes
 
 
-def _copy_envelopes(envelopes: list[Envelope]) -> list[Envelope]:
+def _copy_envelopes(envelopes: list[Envelope], flat: Collection[int]) -> list[Envelope]:
     """Return envelopes whose messages are copies, for a sink beyond the first."""
     make = tuple.__new__
     copies = []
     for envelope in envelopes:
         message = envelope.message
         # Values are JSON data, so only dicts and lists can be shared state.
-        if _has_nested_values(message):
+        if id(message) not in flat and _has_nested_values(message):
             message = copy.deepcopy(message)
         else:
             message = message.copy()

@@ -17,7 +17,7 @@ from ._drain import DrainThread, Terminate
 from ._escalation import terminate
 from ._process import ChildLauncher
 from ._registry import TaskRegistry
-from ._sinks import DEFAULT_MAX_PENDING_BYTES, Sink, SinkFanout
+from ._sinks import DEFAULT_MAX_PENDING_BYTES, STALL_SECONDS, Sink, SinkFanout
 from ._status import TaskState, TaskStatus
 from ._stream import utc_now
 from ._task import TaskRecord
@@ -63,7 +63,13 @@ class Supervisor:
     a sink may change the dicts it gets. The drops count in
     ``TaskStatus.dropped`` at once, and a warning in the task's stream reports
     them per sink, at most every 5 seconds and at the task's end.
-    ``max_ended_tasks`` bounds the ended tasks kept for ``status``, and
+    While every sink is healthy, the supervisor drops nothing. Once a sink has
+    more than half a bound pending, the supervisor stops reading the jobs' log
+    frames until that sink is down to a quarter; the jobs wait in
+    ``logging_helper`` meanwhile. A
+    sink that fails, or that delivered nothing for ``sink_stall_seconds`` while
+    messages were pending, holds nobody back: the bounds and drops above apply
+    to it. ``max_ended_tasks`` bounds the ended tasks kept for ``status``, and
     ``sink_drain_timeout`` how long shutdown waits for sinks.
 
     Threads: one drain thread, one thread per sink, and a short-lived thread per
@@ -90,6 +96,7 @@ class Supervisor:
         sink_max_pending_bytes: Mapping[str, int] | None = None,
         max_ended_tasks: int = 10_000,
         sink_drain_timeout: float = 5.0,
+        sink_stall_seconds: float = STALL_SECONDS,
     ) -> None:
         workers = (os.cpu_count() or 1) if max_workers is None else max_workers
         _check_positive_int("max_workers", workers)
@@ -100,6 +107,7 @@ class Supervisor:
         _check_positive_int("max_ended_tasks", max_ended_tasks)
         _check_seconds("grace_period", grace_period)
         _check_seconds("sink_drain_timeout", sink_drain_timeout)
+        _check_seconds("sink_stall_seconds", sink_stall_seconds)
         self._grace_period = float(grace_period)
         self._sink_drain_timeout = float(sink_drain_timeout)
         self._limits = limits or Limits()
@@ -117,6 +125,8 @@ class Supervisor:
             batch_size=BATCH_SIZE,
             on_dropped=self._count_dropped,
             on_report_due=self._wake_drain,
+            on_drained=self._wake_drain,
+            stall_seconds=float(sink_stall_seconds),
         )
         self._drain = DrainThread(
             self._registry,

@@ -202,3 +202,9 @@ def write_garbage_frames() -> None:
 def log_messages_and_linger(count: int, size: int, seconds: float) -> None:
     log_messages(count, size)
     time.sleep(seconds)
+
+
+def log_nested_and_flat_options() -> None:
+    logging_helper("nested", options={"tags": ["a", "b"], "table": {"rows": 3}})
+    logging_helper("flat", options={"table": "orders"})
+    logging_helper("plain")
