@@ -150,6 +150,8 @@ class SinkWorker:
         self.max_pending = max_pending
         self.max_pending_bytes = max_pending_bytes
         self._sink = sink
+        # Checking a runtime protocol costs microseconds, so it is done once.
+        self._is_batch_sink = isinstance(sink, BatchSink)
         self._batch_size = batch_size
         self._on_dropped = on_dropped
         self._on_finished = on_finished
@@ -256,7 +258,9 @@ class SinkWorker:
 
     def replace(self, sink: Sink) -> None:
         """Send pending and later messages to ``sink`` instead."""
-        self._sink = sink
+        with self._condition:
+            self._sink = sink
+            self._is_batch_sink = isinstance(sink, BatchSink)
 
     def put(self, envelopes: Iterable[Envelope]) -> None:
         """Queue messages for delivery without waiting for the sink."""
@@ -445,7 +449,7 @@ class SinkWorker:
         batch = self._take()
         if batch is None:
             return False
-        if isinstance(self._sink, BatchSink):
+        if self._is_batch_sink:
             self._deliver(batch)
         else:
             for item in batch:
@@ -480,7 +484,7 @@ class SinkWorker:
 
     def _next_batch(self) -> list[Envelope]:
         """Take one message per task in turn until the batch is full; hold the lock."""
-        size = self._batch_size if isinstance(self._sink, BatchSink) else 1
+        size = self._batch_size if self._is_batch_sink else 1
         batch: list[Envelope] = []
         chars = 0
         while self._queues and len(batch) < size:
