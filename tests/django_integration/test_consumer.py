@@ -96,6 +96,7 @@ async def sockets(channel_layer: Any) -> AsyncIterator[list[WebsocketCommunicato
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the consumer give up on a gap, and poll the database, within 0.1 s."""
     monkeypatch.setattr(MigrationConsumer, "gap_retry_delays", (0.02, 0.02, 0.02))
+    monkeypatch.setattr(MigrationConsumer, "first_poll_delay", 0.05)
     monkeypatch.setattr(MigrationConsumer, "poll_interval", 0.05)
     monkeypatch.setattr(MigrationConsumer, "max_poll_interval", 0.1)
 
@@ -187,6 +188,43 @@ async def test_invalid_after_closed_with_4400(sockets, after):
     assert await close_code(socket) == 4400
 
 
+async def test_accept_before_access_check(sockets, monkeypatch):
+    """The socket is accepted while the access check still waits for the database."""
+    owner = await create_user()
+    task = await create_task(owner)
+    release = asyncio.Event()
+    check_access = consumers._check_watch_access
+
+    async def slow_check(user, task_id):
+        await release.wait()
+        return await check_access(user, task_id)
+
+    monkeypatch.setattr(consumers, "_check_watch_access", slow_check)
+    socket = await open_socket(task.task_id, owner)
+    sockets.append(socket)
+    assert await socket.receive_nothing(timeout=0.1)
+
+    release.set()
+    assert (await receive(socket))["type"] == "snapshot"
+
+
+async def test_rejected_watcher_closed_after_accept(sockets, monkeypatch):
+    task = await create_task(await create_user())
+    release = asyncio.Event()
+    check_access = consumers._check_watch_access
+
+    async def slow_check(user, task_id):
+        await release.wait()
+        return await check_access(user, task_id)
+
+    monkeypatch.setattr(consumers, "_check_watch_access", slow_check)
+    socket = await open_socket(task.task_id, await create_user())
+    sockets.append(socket)
+
+    release.set()
+    assert await close_code(socket) == 4403
+
+
 async def test_foreign_origin_refused_at_handshake(channel_layer):
     owner = await create_user()
     task = await create_task(owner)
@@ -243,12 +281,14 @@ async def test_mid_stream_join_has_no_gap_or_duplicate(sockets):
     await store(task.task_id, range(1, 21))
     socket = await open_socket(task.task_id, owner)
     sockets.append(socket)
+    # The consumer joins the group before it reads the snapshot.
+    frames = [await receive(socket)]
 
     # The live stream overlaps the snapshot and arrives partly out of order.
     for seqs_sent in ((15, 16, 17, 18, 19, 20, 21, 22), (23,), (21, 24, 25)):
         batch = [make_message(task.task_id, seq) for seq in seqs_sent]
         await group_send(task.task_id, {"type": "log_batch", "messages": batch})
-    frames = [await receive(socket) for _ in range(4)]
+    frames += [await receive(socket) for _ in range(3)]
 
     assert frames[0]["type"] == "snapshot"
     assert seqs(frames) == list(range(1, 26))
@@ -358,6 +398,36 @@ async def test_poll_sends_messages_no_live_event_brought(sockets, fast_retries):
     frame = await receive(socket)
 
     assert [m["seq"] for m in frame["messages"]] == [3, 4]
+
+
+async def test_first_poll_soon_after_snapshot(sockets, monkeypatch):
+    """The database is read for missed messages soon after the snapshot.
+
+    The interval is set to ten minutes, so only the first poll's short delay
+    can bring the second read within the test's few seconds.
+    """
+    monkeypatch.setattr(MigrationConsumer, "poll_interval", 600.0)
+    monkeypatch.setattr(MigrationConsumer, "max_poll_interval", 600.0)
+    reads: list[int] = []
+    polled = asyncio.Event()
+    read_snapshot = consumers._read_snapshot
+
+    async def counted_read(task_id, after, limit):
+        reads.append(after)
+        if len(reads) == 2:
+            polled.set()
+        return await read_snapshot(task_id, after, limit)
+
+    monkeypatch.setattr(consumers, "_read_snapshot", counted_read)
+    owner = await create_user()
+    task = await create_task(owner)
+    await store(task.task_id, range(1, 3))
+    socket = await open_socket(task.task_id, owner)
+    sockets.append(socket)
+    await receive(socket)
+
+    await asyncio.wait_for(polled.wait(), timeout=FRAME_TIMEOUT)
+    assert reads == [0, 2]
 
 
 async def test_task_lost_without_finished_sends_status(sockets, fast_retries):

@@ -22,6 +22,7 @@ from django_integration.sinks import (
     DatabaseSaver,
     _loops_waiting_on,
     group_name,
+    log_row,
     split_by_size,
     split_runs,
 )
@@ -233,6 +234,69 @@ def test_saver_reconnects_after_broken_connection():
     saver.close()
 
 
+#: Text and options that COPY's text format must escape: tabs, newlines,
+#: backslashes, non-ASCII, a literal "\\N", and nested JSON.
+HOSTILE_TEXT = "tab\there\nnew line\r\\N back\\slash \\. end ünï 日本 🎉"
+HOSTILE_OPTIONS = {
+    "path": "C:\\temp\\new\tfile",
+    "nested": {"list": [1, 2.5, None, True, "x\ny"], "quote": "\"'", "empty": {}},
+    "emoji": "🎉",
+    "big": 2**53,
+}
+
+
+def _stored_values(task_id):
+    rows = MigrationLog.objects.filter(task_id=task_id).order_by("seq")
+    return [
+        (r.seq, r.event, r.message, r.message_type, r.progress, r.timestamp, r.options)
+        for r in rows
+    ]
+
+
+@pytest.mark.services_backend
+@pytest.mark.django_db(transaction=True)
+def test_saver_copy_matches_bulk_create():
+    """On PostgreSQL the saver's COPY stores the same rows as ``bulk_create``."""
+    services.require_postgres()
+    assert connection.vendor == "postgresql"
+    stream = make_stream("copied", 3)
+    for message in stream[1:-1]:
+        message.update(message=HOSTILE_TEXT, **HOSTILE_OPTIONS)
+    MigrationTask.objects.create(task_id="copied")
+    MigrationTask.objects.create(task_id="created")
+    DatabaseSaver().send_batch(stream)
+    MigrationLog.objects.bulk_create(
+        [log_row({**message, "task_id": "created"}) for message in stream]
+    )
+
+    assert _stored_values("copied") == _stored_values("created")
+    stored = [log.to_message() for log in MigrationLog.objects.filter(task_id="copied")]
+    assert stored == stream
+
+
+@pytest.mark.services_backend
+@pytest.mark.django_db(transaction=True)
+def test_saver_copy_retry_writes_once():
+    """Batches seen again, each in its own transaction, store each seq once."""
+    services.require_postgres()
+    MigrationTask.objects.create(task_id="copy-retried")
+    saver = DatabaseSaver()
+    stream = make_stream("copy-retried", 10)
+    for batch in (stream[:6], stream[:6], stream[4:], stream[4:], stream):
+        saver.send_batch(batch)
+
+    seqs = list(
+        MigrationLog.objects.filter(task_id="copy-retried").values_list(
+            "seq", flat=True
+        )
+    )
+    assert seqs == list(range(1, 13))
+    task = MigrationTask.objects.get(task_id="copy-retried")
+    assert task.state == TaskState.SUCCEEDED
+    assert task.message_count == 12
+    saver.close()
+
+
 # The Channels sender.
 
 
@@ -373,7 +437,9 @@ def test_sender_redis_thousand_messages(batch_send, caplog):
         "sink-test": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [{"address": url, "client_name": client_name}],
+                "hosts": [
+                    {"address": url, "client_name": client_name, "socket_timeout": None}
+                ],
                 "prefix": prefix,
                 "capacity": 5000,
             },
