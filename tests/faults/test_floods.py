@@ -70,6 +70,8 @@ async def test_flood_does_not_delay_other_task(
 
     assert probe.finished is not None, f"probe stream ended early: {probe.last_seq}"
     probe.assert_contiguous()
+    # The browser can get the end before the database saver stores it.
+    await wait_async(lambda: _finished(database, probe_id), 30, "probe stored")
     probe_stats = check_stored_stream(database.messages(probe_id), probe_id)
     during_flood = [
         seconds
