@@ -45,7 +45,11 @@ def main() -> int:
     demo.add_argument("--host", default="127.0.0.1", help="address to listen on")
     demo.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
     test = commands.add_parser("test", help="run the test suite")
-    test.add_argument("pytest_args", nargs="*", help="extra arguments for pytest")
+    test.add_argument(
+        "pytest_args",
+        nargs=argparse.REMAINDER,
+        help="paths and options passed on to pytest, such as: tests/worker -x",
+    )
     arguments = parser.parse_args()
 
     python = ensure_environment()
@@ -92,7 +96,7 @@ def run_demo(python: Path, host: str, port: int) -> int:
 
 
 def run_until_stopped(command: list[str], env: dict[str, str]) -> int:
-    """Run ``command`` and stop it with SIGTERM when SIGINT or SIGTERM arrives.
+    """Run ``command`` and stop it with SIGTERM when SIGINT, SIGTERM or SIGHUP arrives.
 
     The child runs in its own process group, so Ctrl-C reaches it only through
     this process. It always gets SIGTERM, because a process started with
@@ -113,7 +117,7 @@ def run_until_stopped(command: list[str], env: dict[str, str]) -> int:
 
     previous = {
         signum: signal.signal(signum, forward)
-        for signum in (signal.SIGINT, signal.SIGTERM)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     }
     try:
         code = wait_for_exit(child, lambda: stop_requested_at)

@@ -96,8 +96,10 @@ class _Conversion:
     def start(self, workbook_name: str) -> None:
         sources = self._converter.datasources
         tables = sum(self._converter.planned_tables(s) for s in sources)
-        # Opening, each datasource, each table, relationships, writing.
-        set_task_info(TASK_LABEL, 1 + len(sources) + tables + 2)
+        calculations = sum(len(s.calculations) for s in sources)
+        # Opening, each datasource, table and calculation, relationships,
+        # writing. The counter stops at the total, so a miscount cannot pass 100.
+        set_task_info(TASK_LABEL, 1 + len(sources) + tables + calculations + 2)
         self.step(
             f"Opened {workbook_name}: {len(sources)} datasources, {tables} tables",
             {"step": "open", "datasources": len(sources), "tables": tables},
@@ -131,6 +133,7 @@ class _Conversion:
             self._log_calculation(calculation)
 
     def _log_calculation(self, calculation: Calculation) -> None:
+        increment_progress()
         self._send_warnings()
         self._pause()
         if not calculation.translated:
