@@ -116,7 +116,7 @@ class _Conversion:
 
     def convert_datasource(self, source: Datasource) -> None:
         self.step(
-            f"Datasource {source.caption!r}: {len(source.relations)} relations, "
+            f"Datasource '{source.caption}': {len(source.relations)} relations, "
             f"{len(source.calculations)} calculated fields",
             {
                 "step": "datasource",
@@ -126,7 +126,7 @@ class _Conversion:
         )
         for table in self._converter.add_tables(source):
             self.step(
-                f"Table {table.name!r}: {len(table.columns)} columns",
+                f"Table '{table.name}': {len(table.columns)} columns",
                 {"step": "table", "columns": len(table.columns)},
             )
         for calculation in self._converter.add_calculations(source):
@@ -144,7 +144,8 @@ class _Conversion:
         elif calculation.is_measure:
             kind = "Measure"
         logging_helper(
-            f"{kind} {calculation.name!r} = {calculation.expression}",
+            # Names are quoted as written; repr() would double backslashes.
+            f"{kind} '{calculation.name}' = {calculation.expression}",
             options={"step": "calculation"},
         )
 
