@@ -186,7 +186,7 @@ def run_tests(python: Path, pytest_args: list[str]) -> int:
 
     print_total(results)
     shutil.rmtree(results, ignore_errors=True)
-    # pytest exits with 5 when a selection holds no test, which is no failure here.
+    # pytest exits with 5 when a selection contains no test, which is no failure here.
     return max((code for code in codes if code != 5), default=0)
 
 

@@ -1,7 +1,7 @@
 """The public functions: start, cancel and read migrations, and replace the sinks.
 
 Each setter is a one-line delegation to the process's ``Runtime``. The state of
-a task is read from the database, so ``get_status`` answers in every web process
+a task is read from the database, so ``get_status`` works in every web process
 and after a restart.
 """
 
@@ -114,7 +114,7 @@ def start_migration(
 
     Raises the supervisor's ``InvalidTaskIdError``, ``InvalidTargetError`` or
     ``UnpicklableArgumentsError`` for bad input, and ``TaskAlreadyExistsError``
-    when the database already holds a task with this id.
+    when the database already contains a task with this id.
     """
     from supervisor import _validation
 
@@ -225,7 +225,7 @@ def set_db_save_function(func: MessageFunction | None) -> None:
 
 
 def set_task_info(task_id: str, total_steps: int | None) -> None:
-    """Give the next ``start_migration(task_id)`` a step count; None forgets it."""
+    """Give the next ``start_migration(task_id)`` a step count; None removes it."""
     from supervisor import _validation
 
     _validation.validate_task_id(task_id)

@@ -15,8 +15,8 @@ class MigrationError(Exception):
 
 
 class TaskAlreadyExistsError(MigrationError, ValueError):
-    """The database already holds a task with this id; ids are never reused."""
+    """The database already contains a task with this id, and ids are never reused."""
 
 
 class TaskNotFoundError(MigrationError, LookupError):
-    """The database holds no task with this id."""
+    """The database contains no task with this id."""

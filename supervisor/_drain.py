@@ -96,8 +96,8 @@ class DrainThread:
         os.set_blocking(self._wake_w, False)
         self._pipes: dict[int, tuple[TaskRecord, str]] = {}
         self._sentinels: dict[int, TaskRecord] = {}
-        #: Tasks whose forkserver died while their child still runs: no
-        #: sentinel tells of their end, so they are checked at every wake-up
+        #: Tasks whose forkserver died while their child still runs. No
+        #: sentinel reports their end, so they are checked at every wake-up
         #: (their pipes' end of file is one) and every `ORPHAN_POLL_INTERVAL`.
         self._orphans: list[TaskRecord] = []
         self._outbox: list[Message] = []
@@ -422,9 +422,9 @@ class DrainThread:
         record.ended.set()
 
     def _read_remaining_output(self, record: TaskRecord) -> None:
-        # The child is gone, so everything it wrote is already in the pipes;
-        # reading until they are empty (not until end of file) keeps a
-        # grandchild that escaped the group from holding the task open.
+        # The child is gone, so everything it wrote is already in the pipes.
+        # Reading until they are empty, not until end of file, stops a
+        # grandchild that escaped the group from keeping the task open.
         for fd in list(record.splitters):
             os.set_blocking(fd, False)
             while fd in self._pipes and self._read(fd):

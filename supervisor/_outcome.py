@@ -13,7 +13,7 @@ __all__ = ["Outcome", "decide_outcome", "signal_name"]
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
-    """The final state of a task and what its ``finished`` message says."""
+    """The final state of a task and the text of its ``finished`` message."""
 
     state: TaskState
     exit_code: int | None
@@ -43,9 +43,9 @@ def decide_outcome(
 
     ``exitcode`` is as multiprocessing reports it: negative for the signal that
     killed the process. ``stop_reason`` is a cancel or timeout requested before
-    the job reported; it wins over the report, so a job that catches the cancel
+    the job reported. It wins over the report, so a job that catches the cancel
     and returns still ends cancelled. Without ``exit_status_known`` (the
-    forkserver that would have reported it died), the summary says so.
+    forkserver that would have reported it died), the summary mentions that.
     """
     outcome = _decide(report, stop_reason, exitcode, stderr_tail, timeout)
     if exit_status_known:

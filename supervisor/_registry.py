@@ -1,4 +1,4 @@
-"""The tasks a supervisor knows: active ones, the FIFO queue, recent ended ones."""
+"""The tasks a supervisor tracks: active ones, the FIFO queue, recent ended ones."""
 
 from __future__ import annotations
 

@@ -51,10 +51,10 @@ LOOP_FAILURE_DELAY = 0.5
 #: Estimated bytes of pending messages per sink beyond which it drops some.
 DEFAULT_MAX_PENDING_BYTES = 256 << 20
 #: Seconds without a delivery, while messages are pending, after which a sink
-#: counts as stalled and no longer holds the jobs back.
+#: counts as stalled and no longer makes the jobs wait.
 STALL_SECONDS = 5.0
 #: A healthy sink with more than ``1/HIGH_WATER_DIVISOR`` of a limit pending
-#: holds the jobs back until it is down to ``1/LOW_WATER_DIVISOR``.
+#: makes the jobs wait until it is down to ``1/LOW_WATER_DIVISOR``.
 HIGH_WATER_DIVISOR = 2
 LOW_WATER_DIVISOR = 4
 
@@ -118,7 +118,7 @@ class SinkWorker:
     `MAX_BATCH_CHARS` characters unless that is its first message.
 
     A call that raises is retried with the same message (or the same batch)
-    after an exponential back-off, so the sink sees each message once, in order,
+    after an exponential back-off, so the sink receives each message once, in order,
     however often it fails. The sink may change the dicts it receives: they are
     its own, and the worker's bookkeeping uses the envelopes.
 
@@ -218,7 +218,7 @@ class SinkWorker:
         """Return whether the sink neither fails nor stalls.
 
         A sink stalls when it delivered nothing for ``stall_seconds`` while
-        messages were pending. Only a healthy sink holds the jobs back.
+        messages were pending. Only a healthy sink makes the jobs wait.
         """
         with self._condition:
             if self._failures:
@@ -682,8 +682,8 @@ class SinkFanout:
     def room(self) -> int | None:
         """Return how many more messages every healthy sink can take.
 
-        None when no sink is healthy: a failing or stalled sink holds nobody
-        back, it drops for its limits instead.
+        None when no sink is healthy, because a failing or stalled sink makes
+        no job wait. It drops messages beyond its limits instead.
         """
         rooms = [w.room() for w in self._current_workers() if w.healthy()]
         return min(rooms) if rooms else None

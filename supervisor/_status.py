@@ -13,7 +13,7 @@ __all__ = ["ErrorInfo", "TaskState", "TaskStatus", "check_transition"]
 
 
 class TaskState(enum.StrEnum):
-    """Where a task is in its life; the final states never change again."""
+    """Lifecycle state of a task; a final state never changes again."""
 
     #: Accepted, waiting for a free worker slot.
     QUEUED = "queued"
@@ -66,7 +66,7 @@ def check_transition(task_id: str, current: TaskState, new: TaskState) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class ErrorInfo:
-    """Why a task failed or crashed."""
+    """Cause of a failed or crashed task."""
 
     #: Exception type as ``module.QualName`` (bare name for builtins), or
     #: ``"crashed"`` for a child that died without reporting.

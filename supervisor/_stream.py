@@ -39,8 +39,8 @@ STANDARD_FIELDS = frozenset(
         "error",
     }
 )
-#: A job's option whose key is a standard field is kept under this prefix
-#: (``"message"`` becomes ``"option_message"``); if that key is taken as well,
+#: A job's option whose key is a standard field is kept under this prefix, so
+#: ``"message"`` becomes ``"option_message"``. If that key is taken as well,
 #: the option is dropped.
 OPTION_PREFIX = "option_"
 

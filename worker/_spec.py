@@ -6,7 +6,7 @@ newline inside strings, so a newline always ends a frame, and the reader can spl
 a large ``os.read`` into frames without a length header. Only JSON crosses the
 pipe: the web process never unpickles anything the job controls.
 
-Frames, told apart by ``"k"``:
+Frames, identified by ``"k"``:
 
 ``{"k": "log", "message": str, "message_type": str, "progress": number | null,
 "ts": float, "options": {...}}``
@@ -59,7 +59,7 @@ class Limits:
 
     @property
     def max_frame_bytes(self) -> int:
-        """Longest frame a well-behaved child can write; the reader drops longer."""
+        """Maximum frame a well-behaved child writes; the reader drops longer ones."""
         return 4 * self.max_message_chars + self.max_options_bytes + 4096
 
 
