@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from django_integration.runtime import Runtime, get_runtime
+# The same runtime fixture as the app's tests: reset before and after each test.
+from tests.django_integration.conftest import runtime
+
+__all__ = ["runtime"]
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 SAMPLE = REPOSITORY / "demo" / "samples" / "small-sales.twb"
@@ -27,15 +29,6 @@ def real_workbooks() -> Path:
     if not REAL_WORKBOOKS.is_dir():
         pytest.skip(f"the real workbooks are not at {REAL_WORKBOOKS}")
     return REAL_WORKBOOKS
-
-
-@pytest.fixture
-def runtime(transactional_db: None) -> Iterator[Runtime]:
-    """This process's runtime, shut down and cleared before the database is flushed."""
-    current = get_runtime()
-    current.reset()
-    yield current
-    current.reset()
 
 
 @pytest.fixture
